@@ -1,0 +1,101 @@
+"""The S4 layer: H independent SSMs applied by FFT convolution, a D skip, GELU and an output mixing."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from s4.ssm import DiagSSM, DPLRSSM
+
+MODES = ("dplr", "diag")
+
+
+def fft_conv(u: Tensor, k: Tensor) -> Tensor:
+    """Causal convolution y_t = Σ_{j≤t} k_j u_{t−j} by FFT, zero-padded to 2L so nothing wraps around.
+
+    u (B, H, L), k (H, L) → (B, H, L), float32.
+    """
+    L = u.shape[-1]
+    n = 2 * L
+    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
+    return y[..., :L]
+
+
+class S4(nn.Module):
+    """H independent SSMs (S4 or S4D) over a sequence, then GELU and a linear mixing of the channels.
+
+    forward: x (B, L, H) → (B, L, H). Causal unless `bidirectional`, which adds a second SSM run backwards.
+    `dt_scale` multiplies every Δ: a signal sampled at half the training rate uses dt_scale = 2.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        d_state: int = 64,
+        mode: str = "dplr",
+        bidirectional: bool = False,
+        l_max: int = 16000,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        n_ssm: int | None = None,
+        init: str = "lin",
+        discretization: str = "zoh",
+        glu: bool = False,
+        dropout: float = 0.0,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"unknown S4 mode {mode!r}; choose 'dplr' (S4) or 'diag' (S4D)")
+        self.d_model, self.d_state, self.mode, self.bidirectional = d_model, d_state, mode, bidirectional
+        channels = 2 * d_model if bidirectional else d_model
+        if n_ssm is not None and bidirectional:
+            n_ssm *= 2  # each direction gets its own copies
+        if mode == "dplr":
+            self.ssm = DPLRSSM(channels, d_state, l_max, n_ssm, dt_min, dt_max, backend)
+        else:
+            self.ssm = DiagSSM(channels, d_state, init, discretization, n_ssm, dt_min, dt_max, backend)
+        self.D = nn.Parameter(torch.randn(d_model))
+        self.dropout = nn.Dropout(dropout)
+        self.glu = glu
+        self.output_linear = nn.Linear(d_model, 2 * d_model if glu else d_model)
+
+    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+        """The SSM kernels, (H, L) for a causal layer; (2, H, L) forward and backward for a bidirectional one."""
+        k = self.ssm.kernel(L, dt_scale)
+        return k.view(2, self.d_model, L) if self.bidirectional else k
+
+    def forward(self, x: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """x (B, L, H) → (B, L, H)."""
+        if x.dim() != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"S4 expects (batch, length, {self.d_model}), got {tuple(x.shape)}")
+        with torch.autocast(x.device.type, enabled=False):
+            # MKL/cuFFT have no bf16 FFT and the kernel needs fp32 accuracy: the SSM runs in float32.
+            u = x.float().transpose(1, 2)
+            k = self.kernel(u.shape[-1], dt_scale)
+            if self.bidirectional:
+                y = fft_conv(u, k[0]) + fft_conv(u.flip(-1), k[1]).flip(-1)
+            else:
+                y = fft_conv(u, k)
+            y = y + self.D[:, None] * u
+        return self._mix(y.transpose(1, 2).to(x.dtype))
+
+    def _mix(self, y: Tensor) -> Tensor:
+        y = self.output_linear(self.dropout(F.gelu(y)))
+        return F.glu(y, dim=-1) if self.glu else y
+
+    def initial_state(self, batch_size: int) -> Tensor:
+        """Zero recurrent state, (batch_size, H, N/2) complex."""
+        self._require_causal()
+        return self.ssm.initial_state(batch_size)
+
+    def step(self, x_t: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """The recurrent view: one time step in O(N) per channel. x_t (B, H), state → y_t (B, H), state."""
+        self._require_causal()
+        y, state = self.ssm.step(x_t.float(), state, dt_scale)
+        return self._mix((y + self.D * x_t.float()).to(x_t.dtype)), state
+
+    def _require_causal(self) -> None:
+        if self.bidirectional:
+            raise ValueError("a bidirectional S4 layer sees the future and has no recurrent (step) view")

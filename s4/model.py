@@ -1,0 +1,165 @@
+"""S4Classifier: raw waveform (B, L) → class logits, by a stack of residual S4 blocks and mean pooling."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from s4.layer import S4
+from s4.ssm import SSM_PARAMETERS
+
+NORMS = ("batch", "layer")
+
+
+class _Norm(nn.Module):
+    """LayerNorm over channels, or BatchNorm1d over channels; both take (B, L, H) or one step (B, H)."""
+
+    def __init__(self, d_model: int, kind: str) -> None:
+        super().__init__()
+        if kind not in NORMS:
+            raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+        self.kind = kind
+        self.norm = nn.BatchNorm1d(d_model) if kind == "batch" else nn.LayerNorm(d_model)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "batch" and x.dim() == 3:
+            return self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x)
+
+
+class S4Block(nn.Module):
+    """Pre-norm residual block: x + dropout(S4(norm(x))), then optional average pooling in time."""
+
+    def __init__(self, d_model: int, norm: str, dropout: float, pool: int, **s4_options) -> None:
+        super().__init__()
+        self.norm = _Norm(d_model, norm)
+        self.s4 = S4(d_model, dropout=dropout, **s4_options)
+        self.dropout = nn.Dropout(dropout)
+        self.pool = pool
+
+    def forward(self, x: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """x (B, L, H) → (B, ⌈L / pool⌉, H)."""
+        x = x + self.dropout(self.s4(self.norm(x), dt_scale))
+        if self.pool > 1:
+            x = F.avg_pool1d(x.transpose(1, 2), self.pool, self.pool, ceil_mode=True).transpose(1, 2)
+        return x
+
+
+class S4Classifier(nn.Module):
+    """Linear(1 → H) → n × S4Block → norm → mean over time → Linear(H → n_classes).
+
+    forward: waveform (B, L) → logits (B, n_classes). `dt_scale = train_rate / input_rate` classifies audio
+    sampled at another rate without retraining. `pool` (one factor per block, default none) averages
+    neighbouring time steps after a block: the later blocks then run on shorter sequences.
+    """
+
+    def __init__(
+        self,
+        n_classes: int,
+        d_model: int = 128,
+        n_layers: int = 6,
+        d_state: int = 64,
+        mode: str = "dplr",
+        bidirectional: bool = False,
+        norm: str = "batch",
+        dropout: float = 0.1,
+        glu: bool = False,
+        n_ssm: int | None = None,
+        l_max: int = 16000,
+        pool: Sequence[int] | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        init: str = "lin",
+        discretization: str = "zoh",
+        backend: str = "auto",
+    ) -> None:
+        super().__init__()
+        pool = list(pool) if pool is not None else [1] * n_layers
+        if len(pool) != n_layers or any(int(p) < 1 for p in pool):
+            raise ValueError(f"pool needs {n_layers} positive factors (one per layer), got {pool}")
+        self.n_classes, self.d_model = n_classes, d_model
+        self.encoder = nn.Linear(1, d_model)
+        blocks, length = [], l_max
+        for factor in pool:
+            s4_options = dict(
+                d_state=d_state, mode=mode, bidirectional=bidirectional, l_max=length, dt_min=dt_min,
+                dt_max=dt_max, n_ssm=n_ssm, init=init, discretization=discretization, glu=glu, backend=backend,
+            )  # fmt: skip
+            blocks.append(S4Block(d_model, norm, dropout, int(factor), **s4_options))
+            length = -(-length // int(factor))
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = _Norm(d_model, norm)
+        self.decoder = nn.Linear(d_model, n_classes)
+
+    def features(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """waveform (B, L) → per-step features (B, L', H) before pooling over time."""
+        if waveform.dim() != 2:
+            raise ValueError(f"S4Classifier expects a waveform batch (batch, samples), got {tuple(waveform.shape)}")
+        x = self.encoder(waveform.unsqueeze(-1))
+        for block in self.blocks:
+            x = block(x, dt_scale)
+        return self.norm(x)
+
+    def forward(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """waveform (B, L) → logits (B, n_classes)."""
+        return self.decoder(self.features(waveform, dt_scale).mean(1))
+
+    def head(self, pooled: Tensor) -> Tensor:
+        """Time-pooled features (B, H) → logits (B, n_classes); the streaming view pools its own window."""
+        return self.decoder(pooled)
+
+    def initial_state(self, batch_size: int) -> list:
+        """Recurrent state for `step`: per block its SSM state and a pooling accumulator."""
+        device = self.decoder.weight.device
+        return [
+            [block.s4.initial_state(batch_size), torch.zeros(batch_size, self.d_model, device=device), 0]
+            for block in self.blocks
+        ]
+
+    def step(self, sample: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor | None, list]:
+        """One input sample per clip, (B,) → the normed features of a new output step (B, H), or None while a
+        pooling window is still filling. Collecting the features and averaging them gives `forward`'s pool.
+        """
+        x = self.encoder(sample[:, None])
+        for block, block_state in zip(self.blocks, state, strict=True):
+            y, block_state[0] = block.s4.step(block.norm(x), block_state[0], dt_scale)
+            x = x + y
+            if block.pool > 1:
+                block_state[1] = block_state[1] + x
+                block_state[2] += 1
+                if block_state[2] < block.pool:
+                    return None, state
+                x = block_state[1] / block.pool
+                block_state[1], block_state[2] = torch.zeros_like(block_state[1]), 0
+        return self.norm(x), state
+
+    def param_groups(self, lr: float, weight_decay: float, ssm_lr: float = 1e-3) -> list[dict]:
+        """AdamW groups: SSM parameters (Λ, P, B, Δ) at `ssm_lr` without weight decay, as the reference trains
+        them; biases, norms and the D skip without weight decay; everything else at `lr` with `weight_decay`.
+        """
+        return param_groups(self, lr, weight_decay, ssm_lr)
+
+
+def param_groups(module: nn.Module, lr: float, weight_decay: float, ssm_lr: float = 1e-3) -> list[dict]:
+    """Split `module`'s trainable parameters into SSM / no-decay / decay optimiser groups (empty ones dropped)."""
+    ssm, no_decay, decay = [], [], []
+    norm_types = (nn.LayerNorm, nn.BatchNorm1d, nn.GroupNorm)
+    for module_name, sub in module.named_modules():
+        for name, parameter in sub.named_parameters(recurse=False):
+            if not parameter.requires_grad:
+                continue
+            if name in SSM_PARAMETERS and module_name.endswith("ssm"):
+                ssm.append(parameter)
+            elif name in ("bias", "D") or isinstance(sub, norm_types):
+                no_decay.append(parameter)
+            else:
+                decay.append(parameter)
+    groups = [
+        {"params": decay, "lr": lr, "weight_decay": weight_decay},
+        {"params": no_decay, "lr": lr, "weight_decay": 0.0},
+        {"params": ssm, "lr": ssm_lr, "weight_decay": 0.0},
+    ]
+    return [group for group in groups if group["params"]]

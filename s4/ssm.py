@@ -1,0 +1,182 @@
+"""The learnable SSMs behind an S4 layer: H state space models, their kernels and their recurrences.
+
+`DPLRSSM` is S4 (A = Λ − P P*, HiPPO-LegS init, bilinear, kernel by Algorithm 1); `DiagSSM` is S4D
+(A = Λ, ZOH or bilinear, kernel by Vandermonde products). Both keep one state per conjugate pair and
+stay stable by construction: Re Λ = −exp(·) < 0, and Λ − P P* has a negative semi-definite Hermitian part.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from s4.hippo import diag_init, nplr_legs_half
+from s4.kernel import DISCRETIZATIONS, diag_bar, diag_kernel, dplr_kernel, retruncate_C
+
+# Parameter names that take the SSM learning rate and no weight decay (`s4.model.param_groups`).
+SSM_PARAMETERS = ("log_neg_real", "imag", "P", "B", "log_dt")
+
+
+class _SSM(nn.Module):
+    """Shared state: Λ, B (n_ssm copies tied across channels), C and Δ (one per channel)."""
+
+    def __init__(
+        self,
+        channels: int,
+        Lambda: Tensor,
+        B: Tensor,
+        n_ssm: int | None,
+        dt_min: float,
+        dt_max: float,
+    ) -> None:
+        super().__init__()
+        n_ssm = n_ssm or channels
+        if channels % n_ssm:
+            raise ValueError(f"n_ssm={n_ssm} must divide the number of SSM channels {channels}")
+        if not 0 < dt_min <= dt_max:
+            raise ValueError(f"need 0 < dt_min <= dt_max, got dt_min={dt_min}, dt_max={dt_max}")
+        self.channels, self.n_ssm, self.half_state = channels, n_ssm, Lambda.shape[-1]
+        self.log_neg_real = nn.Parameter(torch.log(-Lambda.real).float().repeat(n_ssm, 1))
+        self.imag = nn.Parameter(Lambda.imag.float().repeat(n_ssm, 1))
+        self.B = nn.Parameter(torch.view_as_real(B.to(torch.complex64)).repeat(n_ssm, 1, 1))
+        # C ~ complex normal with unit variance, as the reference initialises it.
+        self.C = nn.Parameter(torch.randn(channels, self.half_state, 2) * math.sqrt(0.5))
+        log_dt = torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.log_dt = nn.Parameter(log_dt)
+        self._step_cache: tuple[tuple, tuple[Tensor, ...]] | None = None
+
+    def _per_channel(self, t: Tensor) -> Tensor:
+        """(n_ssm, ...) → (channels, ...): copy i serves channels i·k … (i+1)·k − 1."""
+        return t.repeat_interleave(self.channels // self.n_ssm, dim=0)
+
+    def Lambda(self) -> Tensor:
+        """(channels, N/2) complex, real part strictly negative."""
+        return self._per_channel(torch.complex(-torch.exp(self.log_neg_real), self.imag))
+
+    def dt(self, dt_scale: float = 1.0) -> Tensor:
+        """Δ · dt_scale, (channels,)."""
+        return torch.exp(self.log_dt) * dt_scale
+
+    def initial_state(self, batch_size: int) -> Tensor:
+        """Zero state, (batch_size, channels, N/2) complex."""
+        return torch.zeros(batch_size, self.channels, self.half_state, dtype=torch.complex64, device=self.C.device)
+
+    def _cached_step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+        # Parameters change in place during training: their version counters make the cache key honest.
+        key = (float(dt_scale), *(p._version for p in self.parameters()), *(p.data_ptr() for p in self.parameters()))
+        if self._step_cache is None or self._step_cache[0] != key:
+            with torch.no_grad():
+                self._step_cache = (key, self._step_params(dt_scale))
+        return self._step_cache[1]
+
+    def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+        raise NotImplementedError
+
+
+class DPLRSSM(_SSM):
+    """S4: A = Λ − P P* from HiPPO-LegS (Theorem 1), C stored in its truncated form C̃ = C(I − Ā^l_max)."""
+
+    def __init__(
+        self,
+        channels: int,
+        d_state: int = 64,
+        l_max: int = 16000,
+        n_ssm: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        backend: str = "auto",
+    ) -> None:
+        Lambda, P, B = nplr_legs_half(d_state)
+        super().__init__(channels, Lambda, B, n_ssm, dt_min, dt_max)
+        self.P = nn.Parameter(torch.view_as_real(P.to(torch.complex64)).repeat(self.n_ssm, 1, 1))
+        self.l_max, self.backend = l_max, backend
+
+    def horizon(self, dt_scale: float) -> int:
+        """Samples that cover the continuous-time span of C̃ at this step size: l_max / dt_scale."""
+        return max(1, round(self.l_max / dt_scale))
+
+    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+        """K (channels, L). Computed at the horizon that C̃ was truncated for and cut to L, so that a rescaled
+        Δ sees the same continuous-time window (the discrete length changes, the span l_max·Δ does not).
+        """
+        dt = self.dt(dt_scale)
+        Lambda, P, B, C = self._system()
+        horizon = self.horizon(dt_scale)
+        if L > horizon:
+            target = horizon * 2 ** math.ceil(math.log2(L / horizon))
+            C = retruncate_C(Lambda, P, B, C, dt, horizon, target).to(C.dtype)
+            horizon = target
+        return dplr_kernel(Lambda, P, B, C, dt, horizon, backend=self.backend)[..., :L]
+
+    def _system(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        P = self._per_channel(torch.view_as_complex(self.P))
+        B = self._per_channel(torch.view_as_complex(self.B))
+        return self.Lambda(), P, B, torch.view_as_complex(self.C)
+
+    def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+        dt = self.dt(dt_scale)
+        Lambda, P, B, C_tilde = self._system()
+        to64 = lambda t: t.to(torch.complex128)  # noqa: E731
+        C = retruncate_C(to64(Lambda), to64(P), to64(B), to64(C_tilde), dt.double(), self.horizon(dt_scale), None)
+        D = 1 / (2 / dt[:, None] - Lambda)
+        PDP = 2 * (P.conj() * D * P).sum(-1).real
+        return Lambda, P, B, C.to(C_tilde.dtype), D, dt, PDP
+
+    def step(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """One bilinear step, x ← (I − Δ/2·A)⁻¹((I + Δ/2·A) x + Δ B u), y = C x, in O(N) per channel.
+
+        Both factors are diagonal plus rank one (Theorem 2); the inverse is applied with Woodbury.
+        Sums over states count both members of each pair, so P* x = 2·Re Σ P̄_n x_n.
+        u (batch, channels) real, state (batch, channels, N/2) → y (batch, channels), state.
+        """
+        Lambda, P, B, C, D, dt, PDP = self._cached_step_params(dt_scale)
+        dt = dt[:, None]
+        P_x = 2 * (P.conj() * state).sum(-1, keepdim=True).real
+        forward = state + dt / 2 * (Lambda * state - P * P_x) + dt * B * u[..., None]
+        DP_forward = D * forward
+        P_D_forward = 2 * (P.conj() * DP_forward).sum(-1, keepdim=True).real
+        state = 2 / dt * (DP_forward - D * P * P_D_forward / (1 + PDP[:, None]))
+        return 2 * (C * state).sum(-1).real, state
+
+
+class DiagSSM(_SSM):
+    """S4D: A = Λ diagonal, initialised by S4D-Lin, S4D-Inv or S4D-LegS; ZOH or bilinear."""
+
+    def __init__(
+        self,
+        channels: int,
+        d_state: int = 64,
+        init: str = "lin",
+        discretization: str = "zoh",
+        n_ssm: int | None = None,
+        dt_min: float = 1e-3,
+        dt_max: float = 1e-1,
+        backend: str = "auto",
+    ) -> None:
+        Lambda, B = diag_init(d_state, init)
+        super().__init__(channels, Lambda, B, n_ssm, dt_min, dt_max)
+        if discretization not in DISCRETIZATIONS:
+            raise ValueError(f"unknown discretization {discretization!r}; choose one of {', '.join(DISCRETIZATIONS)}")
+        self.discretization, self.backend = discretization, backend
+
+    def _system(self) -> tuple[Tensor, Tensor, Tensor]:
+        B = self._per_channel(torch.view_as_complex(self.B))
+        return self.Lambda(), B, torch.view_as_complex(self.C)
+
+    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+        """K (channels, L)."""
+        Lambda, B, C = self._system()
+        return diag_kernel(Lambda, B, C, self.dt(dt_scale), L, self.discretization, backend=self.backend)
+
+    def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+        Lambda, B, C = self._system()
+        A_bar, B_bar = diag_bar(Lambda, B, self.dt(dt_scale), self.discretization)
+        return A_bar, B_bar, C
+
+    def step(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """x ← Ā x + B̄ u, y = 2·Re(C x). u (batch, channels), state (batch, channels, N/2)."""
+        A_bar, B_bar, C = self._cached_step_params(dt_scale)
+        state = A_bar * state + B_bar * u[..., None]
+        return 2 * (C * state).sum(-1).real, state
