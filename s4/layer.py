@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from s4.ssm import DiagSSM, DPLRSSM
+from s4.ssm import DPLRSSM, DiagSSM
 
 MODES = ("dplr", "diag")
 
