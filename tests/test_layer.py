@@ -1,0 +1,143 @@
+"""The S4 layer: recurrent vs convolutional views, dt rescaling, shapes, dtypes and errors."""
+
+import pytest
+import torch
+
+from s4 import S4
+from s4.kernel import naive_kernel
+from s4.layer import fft_conv
+
+
+def _relative_error(a, b):
+    return ((a - b).norm() / b.norm()).item()
+
+
+@pytest.mark.parametrize("mode", ["dplr", "diag"])
+@pytest.mark.parametrize("dt_scale", [1.0, 2.0])
+def test_step_matches_forward(mode, dt_scale):
+    torch.manual_seed(0)
+    layer = S4(8, d_state=16, mode=mode, l_max=16000).eval()
+    x = torch.randn(2, 512, 8)
+    with torch.no_grad():
+        y = layer(x, dt_scale=dt_scale)
+        state = layer.initial_state(2)
+        steps = []
+        for t in range(x.shape[1]):
+            y_t, state = layer.step(x[:, t], state, dt_scale=dt_scale)
+            steps.append(y_t)
+    assert y.shape == (2, 512, 8) and y.dtype == torch.float32
+    assert _relative_error(torch.stack(steps, 1), y) < 1e-4
+
+
+def test_fft_conv_is_the_causal_convolution():
+    u, k = torch.randn(2, 3, 50, dtype=torch.float64), torch.randn(3, 50, dtype=torch.float64)
+    direct = torch.stack(
+        [torch.stack([(k[h, : t + 1].flip(0) * u[:, h, : t + 1]).sum(-1) for t in range(50)], -1) for h in range(3)],
+        1,
+    )
+    assert torch.allclose(fft_conv(u, k), direct, atol=1e-10)
+
+
+def _kernels_at_two_rates(mode, dt, L=4000):
+    torch.manual_seed(0)
+    layer = S4(4, d_state=16, mode=mode, l_max=L, dt_min=dt, dt_max=dt)
+    with torch.no_grad():
+        return layer.kernel(L), layer.kernel(L // 2, dt_scale=2.0), layer.kernel(L // 2)
+
+
+@pytest.mark.parametrize("mode", ["dplr", "diag"])
+def test_half_rate_kernel_samples_the_same_continuous_kernel(mode):
+    """kernel(L/2, dt_scale=2)[j] ≈ 2·kernel(L)[2j]: both sample Δ·h(t), h(t) = C e^{tA} B, at t ≈ 2jΔ.
+
+    Tolerance. Both discretisations give K_k ≈ Δ·h((k + ½)Δ) (ZOH integrates h over a step, bilinear is the
+    trapezoid), so the two sides sit half a fine step apart: their gap is ≈ (Δ/2)·|h'|/|h| relative. For
+    d_state = 16, h changes on a scale of ~1/60 s (|Im Λ| ≲ 60), so at Δ = 1e-4 the gap is ≲ 0.3%; 1% leaves
+    room for the O((Δλ)²) discretisation error. Without re-discretising, the same comparison is off by ~100%.
+    """
+    full, half, unrescaled = _kernels_at_two_rates(mode, 1e-4)
+    assert half.shape == (4, 2000)
+    assert _relative_error(half, 2 * full[:, ::2]) < 1e-2
+    assert _relative_error(unrescaled, 2 * full[:, ::2]) > 0.5
+
+
+@pytest.mark.parametrize(("mode", "tolerance"), [("diag", 1e-4), ("dplr", 5e-3)])
+def test_half_rate_kernel_integrates_over_two_fine_steps(mode, tolerance):
+    """The sharper form of the same fact: ZOH's K_k = ∫ h over [kΔ, (k+1)Δ], so a step of 2Δ gives exactly
+    K_2j + K_2j+1 (float32 round-off only); bilinear matches it to second order, O((Δλ)²) ≈ (1e-3·60)²."""
+    full, half, _ = _kernels_at_two_rates(mode, 1e-3)
+    assert _relative_error(half, full[:, ::2] + full[:, 1::2]) < tolerance
+
+
+def test_layer_kernel_equals_dense_reference():
+    torch.manual_seed(0)
+    layer = S4(3, d_state=8, mode="dplr", l_max=64).double()
+    ssm = layer.ssm
+    with torch.no_grad():
+        Lambda, P, B, C_tilde = (t.to(torch.complex128) for t in ssm._system())
+        from s4.kernel import discretize_bilinear, pair_expand, retruncate_C
+
+        C = retruncate_C(Lambda, P, B, C_tilde, ssm.dt().double(), 64, None)
+        A, B_full, C_full = pair_expand(Lambda, P, B, C)
+        reference = naive_kernel(*discretize_bilinear(A, B_full, ssm.dt().double()), C_full, 64)
+        assert _relative_error(layer.kernel(64).double(), reference) < 1e-4
+
+
+def test_kernel_longer_than_the_horizon_is_extended_exactly():
+    torch.manual_seed(0)
+    layer = S4(2, d_state=8, l_max=100)
+    with torch.no_grad():
+        long = layer.kernel(300)
+        state = layer.initial_state(1)
+        impulse = []
+        for t in range(300):
+            y, state = layer.ssm.step(torch.tensor([[1.0, 1.0]]) if t == 0 else torch.zeros(1, 2), state)
+            impulse.append(y[0])
+    assert _relative_error(long, torch.stack(impulse, -1)) < 1e-4
+
+
+def test_bidirectional_layer():
+    layer = S4(4, d_state=8, bidirectional=True, l_max=64)
+    x = torch.randn(2, 64, 4, requires_grad=True)
+    y = layer(x)
+    assert y.shape == x.shape
+    # The output at t = 0 depends on the future: a causal layer's would not.
+    y[:, 0].sum().backward()
+    assert x.grad[:, -1].abs().sum() > 0
+    assert layer.kernel(64).shape == (2, 4, 64)
+    with pytest.raises(ValueError, match="no recurrent"):
+        layer.initial_state(1)
+
+
+def test_causal_layer_does_not_see_the_future():
+    layer = S4(4, d_state=8, l_max=64)
+    x = torch.randn(1, 64, 4, requires_grad=True)
+    layer(x)[:, 10].sum().backward()
+    # FFT round-off leaks ~1e-9 into the future; a non-causal layer would leak O(1).
+    assert x.grad[:, 11:].abs().max() < 1e-6 * x.grad[:, :11].abs().max()
+
+
+def test_glu_and_bf16_autocast_keep_the_ssm_in_float32():
+    layer = S4(4, d_state=8, glu=True, l_max=32)
+    x = torch.randn(2, 32, 4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = layer(x)
+    assert y.shape == (2, 32, 4)
+    assert torch.isfinite(y).all()
+
+
+def test_stability_by_construction():
+    layer = S4(4, d_state=16)
+    with torch.no_grad():
+        layer.ssm.log_neg_real.fill_(-30.0)  # push Re Λ towards 0 from below
+    assert (layer.ssm.Lambda().real < 0).all()
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match="unknown S4 mode 'ssm'"):
+        S4(4, mode="ssm")
+    with pytest.raises(ValueError, match="n_ssm=3 must divide"):
+        S4(4, n_ssm=3)
+    with pytest.raises(ValueError, match="dt_min <= dt_max"):
+        S4(4, dt_min=0.1, dt_max=0.01)
+    with pytest.raises(ValueError, match=r"expects \(batch, length, 4\)"):
+        S4(4)(torch.randn(2, 10, 5))
