@@ -482,19 +482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--engines", default=",".join(ENGINES), help=f"comma-separated subset of {ENGINES}")
     parser.add_argument("--noise-dir", type=Path, default=None, help="extra real noise WAVs mixed into clips")
     parser.add_argument("--noise-seconds", type=float, default=45.0, help="length of each generated noise file")
-    parser.add_argument("--verify", action="store_true", help="check clips with PocketSphinx (if installed)")
     args = parser.parse_args(argv)
-    if args.verify:
-        try:
-            import pocketsphinx  # noqa: F401
-        except ImportError:
-            print(
-                "--verify needs PocketSphinx, which is not installed (pip install pocketsphinx)",
-                file=sys.stderr,
-            )
-            return 2
-        print("--verify: PocketSphinx verification is not implemented yet", file=sys.stderr)
-        return 2
     try:
         manifest = generate(
             args.out, args.words, args.clips_per_word, args.seed, args.workers,
