@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# One-shot GPU check for a session with a CUDA machine (written for an H200; no GPU was available when it
+# was written, so it has not run yet). From the repository root:
+#     OUT=/some/dir bash benchmarks/gpu_check.sh
+# Runs the Triton tests compiled for real (not interpreted), the kernel benchmark and the quick scaling
+# benchmark on CUDA, and leaves the logs, JSON and PNG in $OUT. About 5-8 minutes.
+set -uo pipefail
+OUT=${OUT:?set OUT to a folder for the results}
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" 2>&1
+unset TRITON_INTERPRET
+status=0
+timeout 240 "$PYTHON" -m pytest -q tests/test_triton.py tests/test_cauchy.py tests/test_cauchy_pairs.py \
+    > "$OUT/pytest.txt" 2>&1 || status=1
+timeout 240 "$PYTHON" -m benchmarks.kernel --device cuda > "$OUT/kernel.txt" 2>&1 || status=1
+timeout 240 "$PYTHON" -m benchmarks.scaling --device cuda --quick > "$OUT/scaling.txt" 2>&1 || status=1
+cp benchmarks/results/*.json benchmarks/results/*.png "$OUT/" 2>/dev/null
+tail -n 3 "$OUT/pytest.txt" "$OUT/kernel.txt" "$OUT/scaling.txt"
+exit $status
