@@ -26,3 +26,33 @@ def tiny_sc10(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny_sc10")
     generate(root, clips_per_word=TINY_CLIPS_PER_WORD, seed=0, workers=2, progress=False, noise_seconds=3.0)
     return root
+
+
+# ---- app fixtures -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.export (seed 0).
+
+    Random weights: tests may check that an answer is one of the classes, never which one.
+    """
+    import torch
+
+    from s4 import S4Classifier
+    from training.data import SC10_CLASSES
+    from training.export import FORMAT, export_model
+
+    torch.manual_seed(0)
+    kwargs = dict(n_classes=len(SC10_CLASSES), d_model=8, n_layers=2, d_state=8, pool=[4, 4], dropout=0.0)
+    meta = {
+        "format": FORMAT,
+        "model": "s4",
+        "model_kwargs": kwargs,
+        "sample_rate": 16000,
+        "clip_samples": 16000,
+        "classes": list(SC10_CLASSES),
+        "data": {"synthetic": True, "description": "untrained test model (random weights)"},
+        "metrics": {"test_acc_16000": 0.1},
+    }
+    return export_model(S4Classifier(**kwargs).eval(), meta, tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")

@@ -1,0 +1,92 @@
+"""Matplotlib figures for the app: waveform (with the words heard), spectrogram, SSM kernels across rates.
+
+Figures are built with `matplotlib.figure.Figure`, not pyplot: no global figure registry to leak from in a
+long-running server, and the Agg canvas needs no display.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+SIZE = (7.0, 2.6)
+MAX_POINTS = 20_000  # a minute at 48 kHz would be 2.9 M points: draw the min/max envelope instead
+
+
+def waveform_figure(wave: Tensor, rate: int, segments: Sequence = ()) -> Figure:
+    """Amplitude vs seconds; each `Segment` (start, end, word, probability) as a labelled band."""
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    x = wave.numpy()
+    t = np.arange(x.shape[0]) / rate
+    if x.shape[0] > MAX_POINTS:
+        step = -(-x.shape[0] // (MAX_POINTS // 2))
+        usable = x[: x.shape[0] // step * step].reshape(-1, step)
+        ax.fill_between(t[: usable.shape[0] * step : step], usable.min(1), usable.max(1), lw=0, color="C0")
+    else:
+        ax.plot(t, x, lw=0.6, color="C0")
+    for i, segment in enumerate(segments):
+        ax.axvspan(segment.start, segment.end, color=f"C{1 + i % 2}", alpha=0.15)
+        ax.text(
+            (segment.start + segment.end) / 2, 0.92, f"{segment.word} {segment.probability:.0%}",
+            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+        )  # fmt: skip
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, max(t[-1], 1e-3)), title=f"waveform ({rate} Hz)")
+    return fig
+
+
+def spectrogram_figure(wave: Tensor, rate: int) -> Figure:
+    """Power spectrogram in dB (25 ms Hann frames, 10 ms hop), up to the clip's Nyquist frequency."""
+    fig = Figure(figsize=SIZE, layout="constrained")
+    ax = fig.add_subplot()
+    frame = max(16, int(0.025 * rate))
+    hop = max(1, int(0.010 * rate))
+    x = wave.numpy().astype(np.float64)
+    if x.shape[0] < frame:
+        x = np.pad(x, (0, frame - x.shape[0]))
+    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[::hop] * np.hanning(frame)
+    power_db = 10 * np.log10(np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-12)
+    extent = (0, x.shape[0] / rate, 0, rate / 2000)
+    image = ax.imshow(
+        power_db.T, origin="lower", aspect="auto", extent=extent, cmap="magma",
+        vmin=power_db.max() - 80, vmax=power_db.max(),
+    )  # fmt: skip
+    fig.colorbar(image, ax=ax, label="dB")
+    ax.set(xlabel="time (s)", ylabel="frequency (kHz)", title="spectrogram")
+    return fig
+
+
+def kernel_figure(
+    k_train: np.ndarray,
+    train_rate: int,
+    k_rate: np.ndarray,
+    rate: int,
+    channels: Sequence[int],
+    span_ms: float,
+    dt_scale: float,
+) -> Figure:
+    """Kernels (C, L) at the training rate (lines) and at `rate` (dots), vs time in ms, one panel per channel.
+
+    A kernel at dt_scale s integrates s times more input time per sample, so it is divided by s to share
+    the axis with the training-rate kernel: both then sample the same continuous impulse response.
+    """
+    fig = Figure(figsize=(7.0, 1.6 * len(channels) + 0.6), layout="constrained")
+    axes = fig.subplots(len(channels), 1, sharex=True, squeeze=False)[:, 0]
+    n_train = int(span_ms * train_rate / 1000) + 1
+    n_rate = int(span_ms * rate / 1000) + 1
+    for ax, row, channel in zip(axes, range(len(channels)), channels, strict=True):
+        ax.plot(1000 * np.arange(n_train) / train_rate, k_train[row, :n_train], lw=1, label=f"{train_rate} Hz")
+        t_rate = 1000 * np.arange(min(n_rate, k_rate.shape[1])) / rate
+        ax.plot(t_rate, k_rate[row, : t_rate.shape[0]] / dt_scale, "o", ms=2.5, alpha=0.7, label=f"{rate} Hz")
+        ax.set_ylabel(f"ch {channel}", fontsize=8)
+    axes[0].legend(fontsize=8, loc="upper right")
+    axes[0].set_title(f"first-layer SSM kernels: {rate} Hz with Δ·{dt_scale:.3g} (÷{dt_scale:.3g}) vs {train_rate} Hz")
+    axes[-1].set_xlabel("time (ms)")
+    return fig

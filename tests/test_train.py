@@ -1,0 +1,187 @@
+"""training.train: the LightningModule learns, the CLI trains/exports/plots, resumes after a kill, runs DDP."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from training import train
+from training.config import validate
+from training.data import SpeechCommands
+from training.export import load_model
+from training.lightning_module import SpeechClassifier, warmup_cosine
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "seed": 0,
+    "model": {"kind": "s4", "d_model": 8, "n_layers": 2, "d_state": 8, "pool": [16, 4], "dropout": 0.0},
+    "data": {"batch_size": 10, "num_workers": 0},
+    "optim": {"lr": 0.01},
+    "trainer": {"max_epochs": 1, "log_every_n_steps": 1},
+    "test_rates": [16000, 8000],
+}
+
+
+def write_config(path: Path, **sections) -> Path:
+    config = {**TINY, **sections}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "training.train", *args]
+    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_warmup_cosine_schedule() -> None:
+    factor = warmup_cosine(10, 110)
+    assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
+    assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0) and factor(500) == 0.0
+
+
+def test_tiny_model_loss_falls(tiny_sc10: Path) -> None:
+    torch.manual_seed(0)
+    dataset = SpeechCommands(tiny_sc10, "sc10", "train")
+    waveform = torch.stack([dataset[i][0] for i in range(len(dataset))])
+    label = torch.tensor(dataset.labels)
+    module = SpeechClassifier(validate(TINY), n_classes=10)
+    optimizer = module.configure_optimizers()
+    losses = []
+    for _ in range(15):
+        loss = torch.nn.functional.cross_entropy(module(waveform), label)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.9 * losses[0], losses  # a frozen or diverging model fails this
+
+
+def test_cli_trains_exports_tests_and_plots(tiny_sc10: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "tiny.yaml")
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(out), "--max-steps", "3"]) == 0
+    for name in (
+        "model.safetensors",
+        "model.json",
+        "test_metrics.json",
+        "learning_curves.png",
+        "checkpoints/last.ckpt",
+    ):
+        assert (out / name).is_file(), name
+    assert list((out / "logs").glob("version_*/metrics.csv")) and list((out / "tb").glob("version_*/events.*"))
+    model, meta = load_model(out / "model.json")
+    assert meta["model"] == "s4" and meta["sample_rate"] == 16000 and meta["clip_samples"] == 16000
+    assert meta["classes"][:2] == ["yes", "no"] and meta["data"]["synthetic"] is True
+    assert meta["config"]["trainer"]["max_steps"] == 3 and meta["model_kwargs"]["n_classes"] == 10
+    assert set(meta["metrics"]) >= {"test_acc_16000", "test_acc_8000"}
+    tested = json.loads((out / "test_metrics.json").read_text())
+    assert tested["8000"]["dt_scale"] == 2.0 and tested["16000"]["n_clips"] == 10
+
+
+def _last_step(checkpoint: Path) -> int:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["global_step"]
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_from_last_checkpoint(tiny_sc10: Path, tmp_path: Path) -> None:
+    trainer = {"max_epochs": 100, "max_steps": 16, "log_every_n_steps": 1, "checkpoint_every_n_steps": 2}
+    trainer["limit_val_batches"] = 1
+    config = write_config(tmp_path / "tiny.yaml", data={"batch_size": 2, "num_workers": 0}, trainer=trainer)
+    out = tmp_path / "run"
+    args = ["--config", str(config), "--data", str(tiny_sc10), "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.train", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    last = out / "checkpoints" / "last.ckpt"
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        if last.exists() and _last_step(last) >= 4:
+            break
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    saved = _last_step(last)
+    assert 4 <= saved < 16, "the run must be killed mid-way, after a checkpoint"
+
+    assert train.main(args) == 2  # a second run into the same folder must not clobber it
+    assert train.main([*args, "--resume"]) == 0
+    assert _last_step(last) == 16
+    resumed = max((out / "logs").glob("version_*"), key=lambda p: int(p.name.split("_")[1]))
+    with open(resumed / "metrics.csv", newline="") as handle:
+        steps = [int(row["step"]) for row in csv.DictReader(handle)]
+    assert min(steps) >= saved - 1, f"resumed run restarted at step {min(steps)}, saved {saved}"
+
+
+@pytest.mark.slow
+def test_two_process_cpu_ddp(tiny_sc10: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "tiny.yaml", data={"batch_size": 5, "num_workers": 0})
+    out = tmp_path / "ddp"
+    result = run_cli(
+        "--config", str(config), "--data", str(tiny_sc10), "--out", str(out),
+        "--accelerator", "cpu", "--devices", "2", "--max-steps", "2", timeout=240,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "distributed_backend=gloo" in result.stderr + result.stdout
+    assert "MEMBER: 2/2" in result.stderr + result.stdout
+    _, meta = load_model(out / "model.safetensors")
+    assert meta["config"]["trainer"]["max_steps"] == 2
+
+
+def _one_line_error(code: int, stderr: str, *fragments: str) -> None:
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_bad_input_exits_with_one_line(tiny_sc10: Path, tmp_path: Path) -> None:
+    config = write_config(tmp_path / "tiny.yaml")
+    result = run_cli("--config", str(config), "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    _one_line_error(result.returncode, result.stderr, "nowhere", "does not exist")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragments"),
+    [
+        (["--model.d_modle", "3"], ("model.d_modle",)),
+        (["--set", "trainer.max_epoch=3"], ("trainer.max_epoch",)),
+        (["--set", "model.kind=rnn"], ("rnn",)),
+        (["--bogus"], ("--bogus",)),
+    ],
+)
+def test_bad_config_keys(tiny_sc10: Path, tmp_path: Path, capsys, extra: list[str], fragments: tuple) -> None:
+    config = write_config(tmp_path / "tiny.yaml")
+    code = train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(tmp_path / "o"), *extra])
+    _one_line_error(code, capsys.readouterr().err, *fragments)
+
+
+def test_missing_config_and_foreign_checkpoint(tiny_sc10: Path, tmp_path: Path, capsys) -> None:
+    code = train.main(["--config", str(tmp_path / "absent.yaml"), "--data", str(tiny_sc10)])
+    _one_line_error(code, capsys.readouterr().err, "absent.yaml", "not found")
+    out = tmp_path / "o"
+    (out / "checkpoints").mkdir(parents=True)
+    torch.save({"hyper_parameters": {"config": {"model": {"kind": "cnn"}}}}, out / "checkpoints" / "last.ckpt")
+    config = write_config(tmp_path / "tiny.yaml")
+    code = train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(out), "--resume"])
+    _one_line_error(code, capsys.readouterr().err, "last.ckpt", "checkpoint from another model")
+    (out / "checkpoints" / "last.ckpt").write_bytes(b"garbage")
+    code = train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(out), "--resume"])
+    _one_line_error(code, capsys.readouterr().err, "last.ckpt", "not a training checkpoint")

@@ -1,0 +1,121 @@
+"""Training configs: a YAML file over fixed defaults, dotted command-line overrides, and key checking.
+
+Sections: seed, model (kind + constructor options), data, optim, scheduler, trainer, test_rates.
+An unknown key anywhere is a ConfigError naming it, so a typo never trains with a silent default.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+
+import yaml
+
+from training.models import MODELS, model_options
+
+DEFAULTS: dict = {
+    "seed": 0,
+    "model": {"kind": "s4"},  # plus any constructor option of that kind, n_classes excepted (from the data)
+    "data": {
+        "subset": "sc10",
+        "protocol": "official",
+        "batch_size": 16,
+        "num_workers": 0,
+        "augment": False,
+        "noise_dir": None,  # None: <data>/_background_noise_ if present
+        "shift_ms": 100,
+        "noise_prob": 0.8,
+        "snr_db": [5, 30],
+        "gain_db": [-12, 6],
+    },
+    "optim": {"lr": 0.01, "weight_decay": 0.0, "ssm_lr": 0.001},
+    "scheduler": {
+        "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_acc)
+        "warmup_steps": 0,
+        "total_steps": None,  # cosine: None = the trainer's estimate of all steps
+        "factor": 0.2,
+        "patience": 20,
+    },
+    "trainer": {
+        "max_epochs": 10,
+        "max_steps": -1,
+        "max_time": None,  # "DD:HH:MM:SS": stop there (best checkpoint still exported)
+        "precision": "auto",  # auto: bf16-mixed on GPU, 32-true on CPU
+        "gradient_clip_val": 0.0,
+        "accumulate_grad_batches": 1,
+        "val_check_interval": 1.0,
+        "limit_train_batches": 1.0,
+        "limit_val_batches": 1.0,
+        "log_every_n_steps": 10,
+        "checkpoint_every_n_steps": None,  # also save last.ckpt every n steps (mid-epoch resume points)
+    },
+    "test_rates": [16000, 8000],
+}
+SCHEDULERS = ("none", "cosine", "plateau")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the key or file."""
+
+
+def _merge(defaults: dict, overrides: dict, prefix: str, allow: set[str] | None = None) -> dict:
+    merged = copy.deepcopy(defaults)
+    for key, value in overrides.items():
+        name = f"{prefix}{key}"
+        allowed = allow if allow is not None else set(defaults)
+        if key not in allowed:
+            raise ConfigError(f"unknown config key {name!r} (known: {', '.join(sorted(allowed))})")
+        if isinstance(defaults.get(key), dict) and key != "model":
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {name!r} must be a mapping, got {value!r}")
+            merged[key] = _merge(defaults[key], value, f"{name}.")
+        else:
+            merged[key] = value
+    return merged
+
+
+def validate(config: dict) -> dict:
+    """Fill defaults and check every key; returns the complete config."""
+    if not isinstance(config, dict):
+        raise ConfigError(f"a config must be a mapping of sections, got {type(config).__name__}")
+    merged = _merge(DEFAULTS, config, "")
+    model = config.get("model", {})
+    if not isinstance(model, dict):
+        raise ConfigError(f"config key 'model' must be a mapping, got {model!r}")
+    kind = model.get("kind", "s4")
+    if kind not in MODELS:
+        raise ConfigError(f"unknown model kind {kind!r} in 'model.kind'; choose one of {', '.join(MODELS)}")
+    options = set(model_options(kind)) - {"n_classes"}
+    merged["model"] = _merge({"kind": kind}, model, "model.", allow=options | {"kind"})
+    if merged["scheduler"]["name"] not in SCHEDULERS:
+        raise ConfigError(f"unknown scheduler {merged['scheduler']['name']!r}; choose one of {', '.join(SCHEDULERS)}")
+    return merged
+
+
+def load_config(path: str | os.PathLike) -> dict:
+    """Read a YAML config (not yet validated)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} not found")
+    try:
+        config = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as error:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from error
+    if not isinstance(config, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of sections")
+    return config
+
+
+def apply_override(config: dict, dotted: str, value: str) -> None:
+    """Set config["a"]["b"] from "a.b" and a YAML scalar/list string ("64", "[4, 4, 1, 1]", "null")."""
+    keys = dotted.split(".")
+    node = config
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot override {dotted!r}: {key!r} is not a section")
+    try:
+        node[keys[-1]] = yaml.safe_load(value)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"override {dotted}={value!r} is not a valid YAML value") from error

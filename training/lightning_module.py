@@ -1,0 +1,77 @@
+"""The LightningModule: one classifier (S4 or M5), cross-entropy, accuracy, AdamW and its schedule."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torchmetrics.classification import MulticlassAccuracy
+
+from s4 import param_groups
+from training.models import build_model
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int):
+    """LR multiplier per step: linear 0 → 1 over warmup_steps, then cosine 1 → 0 at total_steps."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return factor
+
+
+class SpeechClassifier(L.LightningModule):
+    """Wraps the model named by `config["model"]`; batches are (waveform (B, L), label (B,), paths)."""
+
+    def __init__(self, config: dict, n_classes: int) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.config = config
+        options = {k: v for k, v in config["model"].items() if k != "kind"}
+        self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
+        self.train_acc = MulticlassAccuracy(n_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(n_classes, average="micro")
+
+    def forward(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """waveform (B, L) → logits (B, n_classes)."""
+        return self.model(waveform, dt_scale=dt_scale)
+
+    def training_step(self, batch: tuple, batch_idx: int) -> Tensor:
+        waveform, label, _ = batch
+        logits = self(waveform)
+        loss = F.cross_entropy(logits, label)
+        self.train_acc(logits, label)
+        self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(label))
+        self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(label))
+        return loss
+
+    def validation_step(self, batch: tuple, batch_idx: int) -> None:
+        waveform, label, _ = batch
+        logits = self(waveform)
+        self.val_acc(logits, label)
+        loss = F.cross_entropy(logits, label)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(label))
+        self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(label))
+
+    def configure_optimizers(self):
+        optim, schedule = self.config["optim"], self.config["scheduler"]
+        # SSM parameters (Λ, P, B, Δ) at their own lr without weight decay; biases and norms without decay.
+        groups = param_groups(self.model, optim["lr"], optim["weight_decay"], optim["ssm_lr"])
+        optimizer = torch.optim.AdamW(groups)
+        if schedule["name"] == "cosine":
+            total = schedule["total_steps"] or int(self.trainer.estimated_stepping_batches)
+            lr_lambda = warmup_cosine(int(schedule["warmup_steps"]), int(total))
+            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda)
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        if schedule["name"] == "plateau":
+            scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+                optimizer, mode="max", factor=schedule["factor"], patience=schedule["patience"]
+            )
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"}}
+        return optimizer

@@ -1,0 +1,220 @@
+"""Train a Speech Commands classifier (S4 or the M5 CNN baseline) from a YAML config, then export and test it.
+
+    python -m training.train --config training/configs/cpu-small.yaml --data data/sc10-synth --out runs/cpu-small
+    python -m training.train --config training/configs/sc10.yaml --data DIR --devices 4 --num-nodes 2   # DDP
+    python -m training.train ... --resume                  # continue from OUT/checkpoints/last.ckpt
+    python -m training.train ... --model.d_model 64 --set trainer.max_epochs=3   # dotted overrides
+
+Writes under OUT: checkpoints/{best-*.ckpt,last.ckpt}, logs/version_*/metrics.csv, tb/ (TensorBoard),
+model.safetensors + model.json (the best checkpoint, exported), test_metrics.json, learning_curves.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from training.checkpoint_io import AtomicCheckpointIO
+from training.config import ConfigError, apply_override, load_config, validate
+from training.data import SpeechCommands, SpeechCommandsDataModule
+from training.evaluate import describe_data, evaluate_model
+from training.export import FORMAT, export_model
+from training.lightning_module import SpeechClassifier
+from training.plots import learning_curves
+
+log = logging.getLogger("training.train")
+CLIP_SECONDS = 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "Any config key can be overridden with a dotted option, '--model.d_model 64', or with "
+            "'--set model.d_model=64' (repeatable); values are YAML ('[4, 4, 1, 1]', 'null'). "
+            "Errors end with one line on stderr and exit status 2."
+        ),
+    )
+    parser.add_argument("--config", required=True, type=Path, help="YAML config (training/configs/*.yaml)")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder in the Speech Commands layout")
+    parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
+    parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu | cuda (default auto)")
+    parser.add_argument("--devices", default="1", help="devices per node: N or 'auto'; more than one runs DDP")
+    parser.add_argument("--num-nodes", type=int, default=1, help="nodes for multi-node DDP (default 1)")
+    parser.add_argument("--max-epochs", type=int, help="override trainer.max_epochs")
+    parser.add_argument("--max-steps", type=int, help="override trainer.max_steps (-1: no limit)")
+    parser.add_argument("--noise-dir", type=Path, help="background-noise WAVs for augmentation (data.noise_dir)")
+    parser.add_argument("--seed", type=int, help="override seed")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoints/last.ckpt")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="dotted config override")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict]:
+    """Command line → (namespace, complete validated config)."""
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    overrides = [item.split("=", 1) for item in args.set if "=" in item]
+    if len(overrides) != len(args.set):
+        raise ConfigError(f"--set expects KEY=VALUE, got {[s for s in args.set if '=' not in s]}")
+    while rest:
+        option = rest.pop(0)
+        if not option.startswith("--") or "." not in option:
+            raise ConfigError(f"unrecognised argument {option!r} (dotted overrides look like --model.d_model 64)")
+        key, _, value = option[2:].partition("=")
+        if not value:
+            if not rest:
+                raise ConfigError(f"override {option} needs a value")
+            value = rest.pop(0)
+        overrides.append((key, value))
+    config = load_config(args.config)
+    for key, value in overrides:
+        apply_override(config, key, value)
+    for key, value in (
+        ("trainer.max_epochs", args.max_epochs),
+        ("trainer.max_steps", args.max_steps),
+        ("data.noise_dir", args.noise_dir),
+        ("seed", args.seed),
+    ):
+        if value is not None:
+            apply_override(config, key, json.dumps(str(value) if isinstance(value, Path) else value))
+    return args, validate(config)
+
+
+def _devices(value: str) -> int | str:
+    return value if value == "auto" else int(value)
+
+
+def _on_gpu(accelerator: str) -> bool:
+    return accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available())
+
+
+def _precision(setting: str, accelerator: str) -> str:
+    if setting != "auto":
+        return setting
+    return "bf16-mixed" if _on_gpu(accelerator) else "32-true"
+
+
+def _check_resume(checkpoint: Path, config: dict) -> None:
+    """Refuse a last.ckpt trained with another model config (it would fail deep inside Lightning)."""
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        saved_model = saved["hyper_parameters"]["config"]["model"]
+    except Exception as error:  # torch.load raises many types for a damaged or foreign file
+        raise ConfigError(
+            f"cannot resume: {checkpoint} is not a training checkpoint of this project ({error})"
+        ) from error
+    if saved_model != config["model"]:
+        raise ConfigError(f"cannot resume: {checkpoint} is a checkpoint from another model ({saved_model})")
+
+
+def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.Trainer, ModelCheckpoint]:
+    """Trainer with best/last checkpoints, CSV + TensorBoard logs and a progress bar; DDP for > 1 device."""
+    settings = dict(config["trainer"])
+    every_n = settings.pop("checkpoint_every_n_steps")
+    precision = _precision(settings.pop("precision"), args.accelerator)
+    devices = _devices(args.devices)
+    distributed = args.num_nodes > 1 or (devices != "auto" and devices > 1)
+    best = ModelCheckpoint(out / "checkpoints", "best-{epoch}-{step}", monitor="val_acc", mode="max", save_top_k=1)
+    last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
+    callbacks = [
+        best,
+        last,
+        LearningRateMonitor("step"),
+        TQDMProgressBar(refresh_rate=1 if sys.stdout.isatty() else 20),
+    ]
+    trainer = L.Trainer(
+        accelerator=args.accelerator,
+        devices=devices,
+        num_nodes=args.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        sync_batchnorm=distributed and _on_gpu(args.accelerator),  # SyncBatchNorm is CUDA-only
+        precision=precision,
+        callbacks=callbacks,
+        logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
+        plugins=[AtomicCheckpointIO()],
+        default_root_dir=out,
+        **settings,
+    )
+    return trainer, best
+
+
+def export_and_test(
+    module: SpeechClassifier, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path
+) -> Path:
+    """Export the trained model, test it on the test split at each configured rate, store the metrics."""
+    model = module.model.cpu().eval()
+    options = {k: v for k, v in config["model"].items() if k != "kind"}
+    meta = {
+        "format": FORMAT,
+        "model": config["model"]["kind"],
+        "model_kwargs": {"n_classes": len(data.classes), **options},
+        "sample_rate": data.sample_rate,
+        "clip_samples": data.sample_rate * CLIP_SECONDS,
+        "classes": list(data.classes),
+        "data": {**describe_data(root), "subset": config["data"]["subset"], "protocol": config["data"]["protocol"]},
+        "metrics": {},
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": config,
+    }
+    test = SpeechCommands(root, config["data"]["subset"], "test", data.sample_rate, config["data"]["protocol"])
+    with torch.no_grad():
+        results = evaluate_model(model, meta, test, config["test_rates"])
+    meta["metrics"] = {f"test_acc_{key}": result["accuracy"] for key, result in results.items()}
+    meta["metrics"]["n_parameters"] = sum(p.numel() for p in model.parameters())
+    (out / "test_metrics.json").write_text(json.dumps(results, indent=1) + "\n")
+    return export_model(model, meta, out / "model.safetensors")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        args, config = parse_args(argv)
+        out = args.out
+        last = out / "checkpoints" / "last.ckpt"
+        if last.exists() and not args.resume:
+            raise ConfigError(f"{out} already holds a run ({last}); pass --resume or choose another --out")
+        if args.resume and last.exists():
+            _check_resume(last, config)
+        elif args.resume:
+            log.info("nothing to resume in %s: starting a new run", out)
+        if not args.data.is_dir():
+            raise FileNotFoundError(f"data folder {args.data} does not exist")
+        data = SpeechCommandsDataModule(args.data, sample_rate=16000, seed=config["seed"], **config["data"])
+        n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
+        out.mkdir(parents=True, exist_ok=True)
+        trainer, best = make_trainer(args, config, out)  # before seeding: its errors come without log lines
+        L.seed_everything(config["seed"], workers=True)
+        module = SpeechClassifier(config, n_classes)
+    except (ConfigError, FileNotFoundError, ValueError, OSError, MisconfigurationException) as error:
+        print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
+        return 2
+    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume and last.exists() else None)
+    if not trainer.is_global_zero:
+        return 0
+    if best.best_model_path:  # validation ran: export the best epoch, not the last
+        module = SpeechClassifier.load_from_checkpoint(best.best_model_path, map_location="cpu")
+    path = export_and_test(module, config, data, args.data, out)
+    logs = sorted((out / "logs").glob("version_*/metrics.csv"))
+    if logs:
+        learning_curves(logs, out / "learning_curves.png", title=f"{args.config.name} on {args.data}")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    print(f"exported {path}; test metrics: {json.dumps(meta['metrics'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
