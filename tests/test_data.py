@@ -59,6 +59,22 @@ def test_generated_dataset_counts_per_split_and_class(tiny_sc10):
         assert dataset.bad_files == []
 
 
+def test_a_flac_copy_keeps_its_splits(tiny_sc10, tmp_path):
+    """The lists name .wav files; a copy converted to FLAC must give the same clips in the same splits."""
+    copy = tmp_path / "flac"
+    for wav in tiny_sc10.glob("*/*.wav"):
+        target = copy / wav.parent.name / (wav.stem + ".flac")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        samples, rate = sf.read(wav, dtype="int16")
+        sf.write(target, samples, rate, format="FLAC")
+    for name in ("validation_list.txt", "testing_list.txt"):
+        shutil.copy(tiny_sc10 / name, copy / name)
+    for split in ("train", "validation", "testing"):
+        flac, wav = SpeechCommands(copy, "sc10", split), SpeechCommands(tiny_sc10, "sc10", split)
+        assert [Path(p).stem for p in flac.paths] == [Path(p).stem for p in wav.paths]
+        assert torch.equal(flac[0][0], wav[0][0])
+
+
 def test_generated_items_shapes_dtypes_labels(tiny_sc10):
     dataset = SpeechCommands(tiny_sc10, split="train")
     for index in range(0, len(dataset), 7):
@@ -144,7 +160,7 @@ def test_missing_or_wrong_root(tmp_path):
         SpeechCommands(tmp_path / "nowhere")
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(ValueError, match=r"empty is not in the Speech Commands layout: no WAV files"):
+    with pytest.raises(ValueError, match=r"empty is not in the Speech Commands layout: no WAV or FLAC files"):
         SpeechCommands(empty)
     root = make_folder(tmp_path / "sc")
     (root / "testing_list.txt").unlink()

@@ -52,7 +52,8 @@ SPLITS = {
     "testing": "testing",
 }
 INDEX_FILE = ".s4_index.json"
-INDEX_VERSION = 1
+INDEX_VERSION = 2
+AUDIO_SUFFIXES = (".wav", ".flac")
 
 
 def _signature(root: Path, folders: Sequence[Path]) -> str:
@@ -76,7 +77,7 @@ def _index_path(root: Path) -> Path:
 
 
 def scan(root: Path) -> dict[str, int | str]:
-    """Every `<word>/*.wav` under root → its length in samples at 16 kHz, or the reason it is unreadable.
+    """Every `<word>/*.wav` or `*.flac` under root → its length in samples at 16 kHz, or the reason it is unreadable.
 
     Cached beside the data (or in ~/.cache/s4-speech) and reused while the folders are unchanged.
     """
@@ -92,7 +93,7 @@ def scan(root: Path) -> dict[str, int | str]:
             pass  # a damaged cache is rebuilt below
     files: dict[str, int | str] = {}
     for folder in folders:
-        for path in sorted(folder.glob("*.wav")):
+        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
             try:
                 info = sf.info(str(path))
                 if info.frames == 0:
@@ -112,7 +113,12 @@ def _read_list(root: Path, name: str) -> set[str]:
     path = root / name
     if not path.exists():
         raise ValueError(f"{root} is not in the Speech Commands layout: {name} is missing")
-    return {line.strip() for line in path.read_text().splitlines() if line.strip()}
+    # Entries are matched without their suffix, so a copy of the dataset converted to FLAC keeps its splits.
+    return {_stem(line.strip()) for line in path.read_text().splitlines() if line.strip()}
+
+
+def _stem(relative: str) -> str:
+    return os.path.splitext(relative)[0]
 
 
 def _s4_paper_split(items: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
@@ -178,7 +184,9 @@ class SpeechCommands(Dataset):
             names = ", ".join(Path(p).name for p, _ in self.bad_files[:10])
             log.warning("%d unreadable clips left out of %s: %s", len(self.bad_files), self.root, names)
         if not items:
-            raise ValueError(f"{self.root} is not in the Speech Commands layout: no WAV files in {self.classes}")
+            raise ValueError(
+                f"{self.root} is not in the Speech Commands layout: no WAV or FLAC files in {self.classes}"
+            )
         if protocol == "official":
             val, test = (
                 _read_list(self.root, "validation_list.txt"),
@@ -186,9 +194,9 @@ class SpeechCommands(Dataset):
             )
             held = {"validation": val, "testing": test}
             if self.split == "train":
-                items = [it for it in items if it[0] not in val and it[0] not in test]
+                items = [it for it in items if _stem(it[0]) not in val and _stem(it[0]) not in test]
             else:
-                items = [it for it in items if it[0] in held[self.split]]
+                items = [it for it in items if _stem(it[0]) in held[self.split]]
         else:
             items = sorted(_s4_paper_split(items, self.split))
         self.paths = [str(self.root / relative) for relative, _ in items]
