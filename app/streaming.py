@@ -1,12 +1,12 @@
 """Live mode: classify microphone audio as it streams in, with the recurrent (step) view of a causal S4 model.
 
-Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and fed sample by sample through
-`model.step` (O(N) per sample and channel, nothing recomputed); the features the model emits over the last
-second are averaged and sent through `model.head`, which is exactly what `forward` does for a one-second clip.
-Python stepping costs ~0.3-2 ms a sample on a CPU, slower than real time for 16 kHz audio, so the "auto"
-engine measures it on the first chunk and, when it cannot keep up, answers each chunk with `forward` on the
-last second of audio instead (the kernels are cached, so that costs a few FFTs). The status line reports the
-measured real-time factor.
+Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and fed through the recurrent
+view, `model.step_chunk`: the state carried from the last chunk plus this chunk's samples, O(N) per sample and
+channel, nothing recomputed (exactly what calling `model.step` sample by sample gives, without Python's
+per-sample overhead). The features the model emits over the last second are averaged and sent through
+`model.head`, which is what `forward` does for a one-second clip. Should stepping still be slower than real
+time (a large model on a slow CPU), the "auto" engine notices on the first chunk and answers each chunk with
+`forward` on the last second of audio instead. The status line reports the measured real-time factor.
 """
 
 from __future__ import annotations
@@ -133,10 +133,8 @@ class LiveSession:
     def _step(self, samples: torch.Tensor) -> None:
         model = self.bundle.model
         with torch.inference_mode(), one_thread():
-            for sample in samples:
-                features, self.state = model.step(sample.view(1), self.state, self.dt_scale)
-                if features is not None:
-                    self.features.append(features)
+            features, self.state = model.step_chunk(samples.view(1, -1), self.state, self.dt_scale)
+        self.features.extend(features.unbind(1))
 
     def _step_logits(self) -> torch.Tensor | None:
         if not self.features:

@@ -6,20 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from s4.fft import fft_conv
 from s4.ssm import DPLRSSM, DiagSSM
 
 MODES = ("dplr", "diag")
-
-
-def fft_conv(u: Tensor, k: Tensor) -> Tensor:
-    """Causal convolution y_t = Σ_{j≤t} k_j u_{t−j} by FFT, zero-padded to 2L so nothing wraps around.
-
-    u (B, H, L), k (H, L) → (B, H, L), float32.
-    """
-    L = u.shape[-1]
-    n = 2 * L
-    y = torch.fft.irfft(torch.fft.rfft(u, n=n) * torch.fft.rfft(k, n=n), n=n)
-    return y[..., :L]
 
 
 class S4(nn.Module):
@@ -95,6 +85,13 @@ class S4(nn.Module):
         self._require_causal()
         y, state = self.ssm.step(x_t.float(), state, dt_scale)
         return self._mix((y + self.D * x_t.float()).to(x_t.dtype)), state
+
+    def step_chunk(self, x: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """The recurrent view over a chunk: x (B, M, H), state → (B, M, H), state; equal to M calls of `step`."""
+        self._require_causal()
+        u = x.float().transpose(1, 2)
+        y, state = self.ssm.step_chunk(u, state, dt_scale)
+        return self._mix((y + self.D[:, None] * u).transpose(1, 2).to(x.dtype)), state
 
     def _require_causal(self) -> None:
         if self.bidirectional:

@@ -112,29 +112,38 @@ class S4Classifier(nn.Module):
         return self.decoder(pooled)
 
     def initial_state(self, batch_size: int) -> list:
-        """Recurrent state for `step`: per block its SSM state and a pooling accumulator."""
+        """Recurrent state for `step` / `step_chunk`: per block its SSM state and the samples of a pooling
+        window that is not full yet, (B, r, H) with r < pool."""
         device = self.decoder.weight.device
         return [
-            [block.s4.initial_state(batch_size), torch.zeros(batch_size, self.d_model, device=device), 0]
+            [block.s4.initial_state(batch_size), torch.zeros(batch_size, 0, self.d_model, device=device)]
             for block in self.blocks
         ]
+
+    def step_chunk(self, samples: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor, list]:
+        """The recurrent view over a chunk of input, samples (B, M) → the normed features of the output steps
+        it completes (B, M', H), M' ≈ M / total pooling. Feeding a clip in chunks of any size and averaging all
+        the features gives `forward`'s pooled features: streaming audio costs O(N) per sample and channel.
+        """
+        x = self.encoder(samples.unsqueeze(-1))
+        for block, block_state in zip(self.blocks, state, strict=True):
+            if x.shape[1] == 0:
+                return x, state  # a pooling window is still filling: nothing reaches the later blocks yet
+            y, block_state[0] = block.s4.step_chunk(block.norm(x), block_state[0], dt_scale)
+            x = x + y
+            if block.pool > 1:
+                x = torch.cat([block_state[1], x], dim=1)
+                complete = x.shape[1] // block.pool * block.pool
+                block_state[1] = x[:, complete:]
+                x = x[:, :complete].unflatten(1, (-1, block.pool)).mean(2)
+        return self.norm(x), state
 
     def step(self, sample: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor | None, list]:
         """One input sample per clip, (B,) → the normed features of a new output step (B, H), or None while a
         pooling window is still filling. Collecting the features and averaging them gives `forward`'s pool.
         """
-        x = self.encoder(sample[:, None])
-        for block, block_state in zip(self.blocks, state, strict=True):
-            y, block_state[0] = block.s4.step(block.norm(x), block_state[0], dt_scale)
-            x = x + y
-            if block.pool > 1:
-                block_state[1] = block_state[1] + x
-                block_state[2] += 1
-                if block_state[2] < block.pool:
-                    return None, state
-                x = block_state[1] / block.pool
-                block_state[1], block_state[2] = torch.zeros_like(block_state[1]), 0
-        return self.norm(x), state
+        features, state = self.step_chunk(sample[:, None], state, dt_scale)
+        return (features[:, 0] if features.shape[1] else None), state
 
     def param_groups(self, lr: float, weight_decay: float, ssm_lr: float = 1e-3) -> list[dict]:
         """AdamW groups: SSM parameters (Λ, P, B, Δ) at `ssm_lr` without weight decay, as the reference trains

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from s4.fft import fft_conv
 from s4.hippo import diag_init, nplr_legs_half
 from s4.kernel import DISCRETIZATIONS, diag_bar, diag_kernel, dplr_kernel, retruncate_C
 
@@ -73,6 +74,17 @@ class _SSM(nn.Module):
 
     def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
         raise NotImplementedError
+
+    def step(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        raise NotImplementedError
+
+    def step_chunk(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """M recurrent steps: u (batch, channels, M) → y (batch, channels, M), state. Same as M calls of `step`."""
+        outputs = []
+        for t in range(u.shape[-1]):
+            y, state = self.step(u[..., t], state, dt_scale)
+            outputs.append(y)
+        return torch.stack(outputs, -1), state
 
 
 class DPLRSSM(_SSM):
@@ -172,11 +184,27 @@ class DiagSSM(_SSM):
 
     def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
         Lambda, B, C = self._system()
-        A_bar, B_bar = diag_bar(Lambda, B, self.dt(dt_scale), self.discretization)
-        return A_bar, B_bar, C
+        dt = self.dt(dt_scale)
+        A_bar, B_bar = diag_bar(Lambda, B, dt, self.discretization)
+        log_A_bar = Lambda * dt[:, None] if self.discretization == "zoh" else torch.log(A_bar)
+        return A_bar, B_bar, C, log_A_bar
 
     def step(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
         """x ← Ā x + B̄ u, y = 2·Re(C x). u (batch, channels), state (batch, channels, N/2)."""
-        A_bar, B_bar, C = self._cached_step_params(dt_scale)
+        A_bar, B_bar, C, _ = self._cached_step_params(dt_scale)
         state = A_bar * state + B_bar * u[..., None]
         return 2 * (C * state).sum(-1).real, state
+
+    def step_chunk(self, u: Tensor, state: Tensor, dt_scale: float = 1.0) -> tuple[Tensor, Tensor]:
+        """M recurrent steps at once, O(N) work per step and channel, identical to M calls of `step`:
+            x_k = Ā^(k+1) x_0 + Σ_{j≤k} Ā^(k−j) B̄ u_j,   y_k = 2·Re(C x_k),
+        i.e. the state's free response plus a causal convolution of the chunk with its kernel.
+        u (batch, channels, M) → y (batch, channels, M), state (batch, channels, N/2).
+        """
+        _, B_bar, C, log_A_bar = self._cached_step_params(dt_scale)
+        M = u.shape[-1]
+        powers = torch.exp(log_A_bar[..., None] * torch.arange(M + 1, device=u.device))  # Ā^0 … Ā^M
+        kernel = 2 * (C * B_bar)[..., None].mul(powers[..., :M]).sum(-2).real
+        y = fft_conv(u, kernel) + 2 * (C[..., None] * powers[..., 1:] * state[..., None]).sum(-2).real
+        driven = (powers[..., :M].flip(-1) * u[:, :, None, :].to(powers.dtype)).sum(-1)
+        return y, powers[..., M] * state + B_bar * driven

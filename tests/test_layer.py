@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from s4 import S4
+from s4.fft import fft_conv
 from s4.kernel import naive_kernel
-from s4.layer import fft_conv
 
 
 def _relative_error(a, b):
@@ -141,3 +141,20 @@ def test_bad_arguments_are_named():
         S4(4, dt_min=0.1, dt_max=0.01)
     with pytest.raises(ValueError, match=r"expects \(batch, length, 4\)"):
         S4(4)(torch.randn(2, 10, 5))
+
+
+@pytest.mark.parametrize("mode", ["dplr", "diag"])
+def test_step_chunk_equals_step_loop(mode):
+    torch.manual_seed(0)
+    layer = S4(6, d_state=16, mode=mode, l_max=4000).eval()
+    x = torch.randn(2, 300, 6)
+    with torch.no_grad():
+        state, looped = layer.initial_state(2), []
+        for t in range(300):
+            y_t, state = layer.step(x[:, t], state, dt_scale=2.0)
+            looped.append(y_t)
+        looped = torch.stack(looped, 1)
+        first, mid = layer.step_chunk(x[:, :120], layer.initial_state(2), dt_scale=2.0)
+        second, end = layer.step_chunk(x[:, 120:], mid, dt_scale=2.0)
+    assert _relative_error(torch.cat([first, second], 1), looped) < 1e-4
+    assert torch.allclose(end, state, rtol=1e-4, atol=1e-5)
