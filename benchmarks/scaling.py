@@ -55,8 +55,12 @@ def throughput(device: str, threads: int, batch: int, L: int = 16000) -> dict:
     return {"batch": batch, "L": L, **result}
 
 
+METHOD_COLORS = {"chunked": "tab:green", "triton": "tab:blue", "naive": "tab:red", "dense": "tab:gray"}
+
+
 def plot(rows: list[dict], path) -> None:
-    """Time and peak memory against L, log-log, one line per (target, method, N)."""
+    """Time and peak memory against L, log-log, one line per (target, method, N): colour = method,
+    marker = N, solid = kernel generation, dashed = full layer."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.5))
     lines = sorted({(r["target"], r["method"], r["N"]) for r in rows})
     for target, method, N in lines:
@@ -66,8 +70,9 @@ def plot(rows: list[dict], path) -> None:
         L = [r["L"] for r in points]
         style = "-" if target == "kernel" else "--"
         label = f"{target} {method} N={N}"
-        axes[0].loglog(L, [r["time_s"] for r in points], style, marker="o", label=label)
-        axes[1].loglog(L, [max(r["peak_bytes"], 1) / 2**20 for r in points], style, marker="o", label=label)
+        look = {"color": METHOD_COLORS.get(method, "black"), "marker": "o" if N == 64 else "s", "label": label}
+        axes[0].loglog(L, [r["time_s"] for r in points], style, **look)
+        axes[1].loglog(L, [max(r["peak_bytes"], 1) / 2**20 for r in points], style, **look)
     for axis, name in zip(axes, ("time (s)", "peak memory (MiB)"), strict=True):
         axis.set_xlabel("L")
         axis.set_ylabel(name)
