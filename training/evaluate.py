@@ -206,9 +206,9 @@ def run(args: argparse.Namespace) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
-        run(args)
+        with torch.no_grad():
+            run(args)
     except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
         return 2
