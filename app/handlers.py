@@ -120,29 +120,8 @@ def load_bundle(path: str | Path) -> LoadedModel:
     path = Path(path)
     model, meta = load_model(path)
     model.eval()
-    for s4 in [block.s4 for block in getattr(model, "blocks", []) if hasattr(block, "s4")]:
-        _cache_kernel(s4.ssm)
     log.info("loaded %s model from %s", meta.get("model"), path)
     return LoadedModel(model, meta, path)
-
-
-def _cache_kernel(ssm: torch.nn.Module, size: int = 8) -> None:
-    """Memoise `ssm.kernel(L, dt_scale)`: the weights are frozen in the app, and computing the kernels (Cauchy
-    products over all frequencies) costs far more than the FFT convolutions of a whole batch of windows.
-    """
-    compute = ssm.kernel
-    cache: dict[tuple[int, float], Tensor] = {}
-
-    def kernel(L: int, dt_scale: float = 1.0) -> Tensor:
-        key = (int(L), float(dt_scale))
-        if key not in cache:
-            if len(cache) >= size:
-                cache.pop(next(iter(cache)))
-            with torch.no_grad():
-                cache[key] = compute(L, dt_scale)
-        return cache[key]
-
-    ssm.kernel = kernel
 
 
 def parse_rate(choice: str | int | float | None, native_rate: int) -> int:

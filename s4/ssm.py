@@ -16,6 +16,7 @@ from s4.fft import fft_conv
 from s4.hippo import diag_init, nplr_legs_half
 from s4.kernel import DISCRETIZATIONS, diag_bar, diag_kernel, dplr_kernel, retruncate_C
 
+_MEMO_SIZE = 8  # kernels and step parameters remembered per SSM: a few rates and lengths in the app
 # Parameter names that take the SSM learning rate and no weight decay (`s4.model.param_groups`).
 SSM_PARAMETERS = ("log_neg_real", "imag", "P", "B", "log_dt")
 
@@ -46,7 +47,7 @@ class _SSM(nn.Module):
         self.C = nn.Parameter(torch.randn(channels, self.half_state, 2) * math.sqrt(0.5))
         log_dt = torch.rand(channels) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
         self.log_dt = nn.Parameter(log_dt)
-        self._step_cache: tuple[tuple, tuple[Tensor, ...]] | None = None
+        self._memo: dict[tuple, object] = {}
 
     def _per_channel(self, t: Tensor) -> Tensor:
         """(n_ssm, ...) → (channels, ...): copy i serves channels i·k … (i+1)·k − 1."""
@@ -64,13 +65,29 @@ class _SSM(nn.Module):
         """Zero state, (batch_size, channels, N/2) complex."""
         return torch.zeros(batch_size, self.channels, self.half_state, dtype=torch.complex64, device=self.C.device)
 
-    def _cached_step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+    def _memoised(self, name: str, args: tuple, compute):
+        """compute(*args) without autograd, remembered until a parameter changes (a few entries at most)."""
         # Parameters change in place during training: their version counters make the cache key honest.
-        key = (float(dt_scale), *(p._version for p in self.parameters()), *(p.data_ptr() for p in self.parameters()))
-        if self._step_cache is None or self._step_cache[0] != key:
+        versions = tuple((p._version, p.data_ptr()) for p in self.parameters())
+        key = (name, *args)
+        if key not in self._memo or self._memo[key][0] != versions:
+            if key not in self._memo and len(self._memo) >= _MEMO_SIZE:
+                self._memo.pop(next(iter(self._memo)))
             with torch.no_grad():
-                self._step_cache = (key, self._step_params(dt_scale))
-        return self._step_cache[1]
+                self._memo[key] = (versions, compute(*args))
+        return self._memo[key][1]
+
+    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+        """K (channels, L). Without autograd (evaluation, the app) the result is remembered per (L, dt_scale)."""
+        if torch.is_grad_enabled():
+            return self._kernel(L, dt_scale)
+        return self._memoised("kernel", (int(L), float(dt_scale)), self._kernel)
+
+    def _cached_step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
+        return self._memoised("step", (float(dt_scale),), self._step_params)
+
+    def _kernel(self, L: int, dt_scale: float) -> Tensor:
+        raise NotImplementedError
 
     def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
         raise NotImplementedError
@@ -109,7 +126,7 @@ class DPLRSSM(_SSM):
         """Samples that cover the continuous-time span of C̃ at this step size: l_max / dt_scale."""
         return max(1, round(self.l_max / dt_scale))
 
-    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+    def _kernel(self, L: int, dt_scale: float) -> Tensor:
         """K (channels, L). Computed at the horizon that C̃ was truncated for and cut to L, so that a rescaled
         Δ sees the same continuous-time window (the discrete length changes, the span l_max·Δ does not).
         """
@@ -177,8 +194,7 @@ class DiagSSM(_SSM):
         B = self._per_channel(torch.view_as_complex(self.B))
         return self.Lambda(), B, torch.view_as_complex(self.C)
 
-    def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
-        """K (channels, L)."""
+    def _kernel(self, L: int, dt_scale: float) -> Tensor:
         Lambda, B, C = self._system()
         return diag_kernel(Lambda, B, C, self.dt(dt_scale), L, self.discretization, backend=self.backend)
 

@@ -158,3 +158,14 @@ def test_step_chunk_equals_step_loop(mode):
         second, end = layer.step_chunk(x[:, 120:], mid, dt_scale=2.0)
     assert _relative_error(torch.cat([first, second], 1), looped) < 1e-4
     assert torch.allclose(end, state, rtol=1e-4, atol=1e-5)
+
+
+def test_kernels_are_remembered_without_autograd_until_a_parameter_changes():
+    layer = S4(4, d_state=8, mode="diag", l_max=64)
+    with torch.no_grad():
+        first = layer.kernel(64, 2.0)
+        assert layer.kernel(64, 2.0) is first
+        layer.ssm.log_dt.add_(0.1)
+        changed = layer.kernel(64, 2.0)
+    assert changed is not first and not torch.allclose(changed, first)
+    assert layer.kernel(64, 2.0).requires_grad  # with autograd on, nothing is remembered
