@@ -1,10 +1,11 @@
 """Shared machinery for the benchmarks: one case per fresh subprocess, so peak memory is honest.
 
 A case is a kernel generation (Algorithm 1 with one Cauchy backend, or the dense-power reference), a full
-S4 layer, or S4Classifier training steps, optionally with the backward pass. The child process builds the
-case, warms up at a tiny length, takes a memory baseline, then runs the full size: peak memory is
-`ru_maxrss` (CPU; it only grows, hence one case per process) or `torch.cuda.max_memory_allocated` (CUDA)
-above that baseline. Time is the best of a few runs.
+S4 layer (either kernel), S4Classifier training steps, optionally with the backward pass, or one of the
+application cases of `benchmarks.cases` (a config's training step, `training.evaluate`, live mode). The child
+process builds the case, warms up at a tiny length, takes a memory baseline, then runs the full size: peak memory is
+the peak RSS (CPU: VmHWM, reset to the current RSS at the baseline; ru_maxrss where that is not possible) or
+`torch.cuda.max_memory_allocated` (CUDA) above that baseline. Time is the best of a few runs.
 
     python -m benchmarks.common '{"target": "kernel", "method": "chunked", "H": 128, "N": 64, "L": 16000}'
 """
@@ -35,7 +36,9 @@ COMPLEX64 = 8
 
 @dataclass(frozen=True)
 class Case:
-    """target: "kernel" | "layer" | "train"; method: a Cauchy backend or "dense" (LSSL-style powers)."""
+    """target: "kernel" | "layer" | "train" | "recipe" | "evaluate" | "live"; method: a Cauchy backend or
+    "dense" (LSSL-style powers). The application cases (`benchmarks.cases`) read config, model, data, rate, engine.
+    """
 
     target: str
     method: str
@@ -46,6 +49,12 @@ class Case:
     batch: int = 1
     device: str = "cpu"
     threads: int = 0  # CPU threads; 0 keeps torch's default
+    mode: str = "dplr"  # the layer's kernel: "dplr" (S4) or "diag" (S4D)
+    config: str = ""  # a training config, relative to the repository root
+    model: str = ""  # an exported model used instead of a random one of `config` when the file exists
+    data: str = ""  # a Speech Commands folder ("evaluate")
+    rate: int = 16000  # the audio rate ("live")
+    engine: str = "window"  # the live engine ("live")
 
 
 def estimated_bytes(case: Case) -> int:
@@ -57,13 +66,14 @@ def estimated_bytes(case: Case) -> int:
     return 0
 
 
-def measure(case: Case, repeats: int = 3, timeout_s: float = TIME_LIMIT_S) -> dict:
-    """Run `case` in a fresh interpreter. → {"time_s", "peak_bytes"} or {"skipped": reason}."""
+def measure(case: Case, repeats: int = 3, timeout_s: float = TIME_LIMIT_S, root: Path = ROOT) -> dict:
+    """Run `case` in a fresh interpreter whose working tree is `root` (another one holds older code: see
+    `benchmarks.baseline`). → {"time_s", "peak_bytes", ...} or {"skipped": reason}."""
     if estimated_bytes(case) > MEMORY_LIMIT_BYTES:
         return {"skipped": "too large (memory)"}
     command = [sys.executable, "-m", "benchmarks.common", json.dumps(asdict(case)), str(repeats)]
     try:
-        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         return {"skipped": f"too large (over {timeout_s:.0f} s)"}
     if result.returncode != 0:
@@ -116,8 +126,16 @@ def human_bytes(n: float) -> str:
 # ---- the child process --------------------------------------------------------------------------------------
 
 
-def _build(case: Case, L: int) -> Callable[[], None]:
+def _build(case: Case, L: int) -> Callable[[], dict | None]:
     """The work of one run at length L, parameters created once (they are O(H·N²) at most)."""
+    from benchmarks import cases
+
+    if case.target == "recipe":
+        return cases.recipe_step(case, L)
+    if case.target == "evaluate":
+        return cases.evaluate_run(case, warm_up=L < case.L)
+    if case.target == "live":  # L counts audio samples; the warm-up feeds one second
+        return cases.live_run(case, seconds=L / case.rate if L == case.L else 1.0)
     from s4 import S4, S4Classifier
     from s4.kernel import discretize_bilinear, naive_kernel, pair_expand
     from s4.ssm import DPLRSSM
@@ -145,7 +163,7 @@ def _build(case: Case, L: int) -> Callable[[], None]:
 
         return step
     if case.target == "layer":
-        layer = S4(case.H, case.N, l_max=L, backend=backend).to(device)
+        layer = S4(case.H, case.N, mode=case.mode, l_max=L, backend=backend).to(device)
         if case.method == "dense":
             layer.ssm.kernel = lambda L, dt_scale=1.0: dense_kernel(layer.ssm, L)
         x = torch.randn(case.batch, L, case.H, device=device)
@@ -170,30 +188,55 @@ def _sync(device: str) -> None:
 def _peak(device: str) -> int:
     if device.startswith("cuda"):
         return torch.cuda.max_memory_allocated()
+    if _status_kib("VmHWM") is not None:
+        return _status_kib("VmHWM") * 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
+def _status_kib(field: str) -> int | None:
+    """A "VmRSS"/"VmHWM" line of /proc/self/status in KiB (None where there is no such file)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _cpu_baseline() -> int:
+    """The RSS now, with the peak (VmHWM) reset to it, so that the runs' peak is measured from here: imports and
+    set-up may have peaked higher before, which a plain ru_maxrss would hide (Linux ≥ 4.0; else ru_maxrss)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return _status_kib("VmRSS") * 1024
+    except (OSError, TypeError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 def _child(case: Case, repeats: int) -> dict:
     torch.manual_seed(0)
     if case.threads:
         torch.set_num_threads(case.threads)
-    grad_context = torch.enable_grad() if case.backward or case.target == "train" else torch.no_grad()
-    with grad_context:
+    training = case.target in ("train", "recipe") or (case.backward and case.target in ("kernel", "layer"))
+    extras = []
+    with torch.enable_grad() if training else torch.no_grad():
         _build(case, 64)()  # loads libraries and kernels, so the baseline counts them
         run = _build(case, case.L)
         _sync(case.device)
         if case.device.startswith("cuda"):
             torch.cuda.reset_peak_memory_stats()
-        baseline = torch.cuda.memory_allocated() if case.device.startswith("cuda") else _peak(case.device)
+        baseline = torch.cuda.memory_allocated() if case.device.startswith("cuda") else _cpu_baseline()
         times = []
         for _ in range(repeats):
             start = time.perf_counter()
-            run()
+            extras.append(run() or {})  # the application cases report what they measure themselves (clips, rtf)
             _sync(case.device)
             times.append(time.perf_counter() - start)
             if sum(times) > TIME_LIMIT_S / 3:  # enough: the slow cases are not where the noise matters
                 break
-    return {"time_s": min(times), "peak_bytes": _peak(case.device) - baseline, "runs": len(times)}
+    best = times.index(min(times))
+    return {"time_s": times[best], "peak_bytes": _peak(case.device) - baseline, "runs": len(times), **extras[best]}
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from s4.fft import fft_conv
+from s4.fft import fft_conv_channels_last, two_sided
 from s4.ssm import DPLRSSM, DiagSSM
 
 MODES = ("dplr", "diag")
@@ -62,14 +62,13 @@ class S4(nn.Module):
             raise ValueError(f"S4 expects (batch, length, {self.d_model}), got {tuple(x.shape)}")
         with torch.autocast(x.device.type, enabled=False):
             # MKL/cuFFT have no bf16 FFT and the kernel needs fp32 accuracy: the SSM runs in float32.
-            u = x.float().transpose(1, 2)
-            k = self.kernel(u.shape[-1], dt_scale)
-            if self.bidirectional:
-                y = fft_conv(u, k[0]) + fft_conv(u.flip(-1), k[1]).flip(-1)
-            else:
-                y = fft_conv(u, k)
-            y = y + self.D[:, None] * u
-        return self._mix(y.transpose(1, 2).to(x.dtype))
+            u = x.float()
+            k = self.kernel(u.shape[1], dt_scale)
+            k = two_sided(k[0], k[1]) if self.bidirectional else k  # both directions in one convolution
+            # The D skip is the lag-0 tap of the same convolution: no separate (B, L, H) product and sum.
+            k = torch.cat([k[:, :1] + self.D[:, None], k[:, 1:]], dim=-1)
+            y = fft_conv_channels_last(u, k)
+        return self._mix(y.to(x.dtype))
 
     def _mix(self, y: Tensor) -> Tensor:
         y = self.output_linear(self.dropout(F.gelu(y)))

@@ -169,3 +169,47 @@ def test_kernels_are_remembered_without_autograd_until_a_parameter_changes():
         changed = layer.kernel(64, 2.0)
     assert changed is not first and not torch.allclose(changed, first)
     assert layer.kernel(64, 2.0).requires_grad  # with autograd on, nothing is remembered
+
+
+@pytest.mark.parametrize("mode", ["dplr", "diag"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_forward_and_gradients_equal_the_plain_composition(mode, bidirectional):
+    """The layer folds D into the kernel's lag-0 tap, lays a bidirectional pair out as one two-sided kernel and
+    convolves with the recomputing channels-last FFT; the plain route is two `fft_conv`s plus D·u."""
+    torch.manual_seed(0)
+    layer = S4(6, d_state=8, mode=mode, bidirectional=bidirectional, l_max=300)
+    x = torch.randn(2, 300, 6, requires_grad=True)
+    probe = torch.randn(2, 300, 6)
+
+    def plain(x):
+        u, k = x.transpose(1, 2), layer.kernel(300)
+        y = fft_conv(u, k[0]) + fft_conv(u.flip(-1), k[1]).flip(-1) if bidirectional else fft_conv(u, k)
+        return layer._mix((y + layer.D[:, None] * u).transpose(1, 2))
+
+    grads = []
+    for route in (layer, plain):
+        layer.zero_grad()
+        x.grad = None
+        y = route(x)
+        (y * probe).sum().backward()
+        grads.append([y.detach(), x.grad] + [p.grad.clone() for p in layer.parameters()])
+    # float32 both ways: outputs agree to rounding, gradients (sums over L of products) to a little more.
+    for i, (fast, reference) in enumerate(zip(*grads, strict=True)):
+        assert _relative_error(fast, reference) < (1e-5 if i == 0 else 1e-4)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (benchmarks/gpu_check.sh runs it)")
+@pytest.mark.parametrize("mode", ["dplr", "diag"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_cuda_layer_matches_the_cpu_layer(mode, bidirectional):
+    torch.manual_seed(0)
+    layer = S4(16, d_state=16, mode=mode, bidirectional=bidirectional, l_max=2000)
+    x = torch.randn(2, 2000, 16)
+    results = []
+    for device in ("cpu", "cuda"):
+        layer.to(device).zero_grad()
+        y = layer(x.to(device))
+        y.square().mean().backward()
+        results.append([y.detach().cpu()] + [p.grad.cpu() for p in layer.parameters()])
+    for on_cuda, on_cpu in zip(results[1], results[0], strict=True):
+        assert _relative_error(on_cuda, on_cpu) < 1e-4
