@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from s4.frontend import build_filterbank
 from s4.layer import S4
 from s4.ssm import SSM_PARAMETERS
 
@@ -54,6 +55,9 @@ class S4Classifier(nn.Module):
     forward: waveform (B, L) → logits (B, n_classes). `dt_scale = train_rate / input_rate` classifies audio
     sampled at another rate without retraining. `pool` (one factor per block, default none) averages
     neighbouring time steps after a block: the later blocks then run on shorter sequences.
+    `frontend` (options of `s4.frontend.SSMFilterbank`) replaces Linear(1 → H) by an S4D filterbank whose log-envelope
+    frames leave at a fixed rate in Hz, then Linear(channels → H): only the filterbank's Δ is rescaled, the
+    blocks after it run at the same step at every input rate.
     """
 
     def __init__(
@@ -75,14 +79,16 @@ class S4Classifier(nn.Module):
         init: str = "lin",
         discretization: str = "zoh",
         backend: str = "auto",
+        frontend: dict | None = None,
     ) -> None:
         super().__init__()
         pool = list(pool) if pool is not None else [1] * n_layers
         if len(pool) != n_layers or any(int(p) < 1 for p in pool):
             raise ValueError(f"pool needs {n_layers} positive factors (one per layer), got {pool}")
         self.n_classes, self.d_model = n_classes, d_model
-        self.encoder = nn.Linear(1, d_model)
-        blocks, length = [], l_max
+        self.frontend = build_filterbank(frontend) if frontend is not None else None
+        self.encoder = nn.Linear(self.frontend.channels if self.frontend else 1, d_model)
+        blocks, length = [], -(-l_max // self.frontend.hop()) if self.frontend else l_max
         for factor in pool:
             s4_options = dict(
                 d_state=d_state, mode=mode, bidirectional=bidirectional, l_max=length, dt_min=dt_min,
@@ -94,11 +100,24 @@ class S4Classifier(nn.Module):
         self.norm = _Norm(d_model, norm)
         self.decoder = nn.Linear(d_model, n_classes)
 
+    @property
+    def causal(self) -> bool:
+        """Whether the model has a recurrent (step) view: no filterbank front end and no bidirectional layer."""
+        return self.frontend is None and not any(block.s4.bidirectional for block in self.blocks)
+
+    def rescaled_ssms(self) -> list[nn.Module]:
+        """The SSMs whose Δ is multiplied by dt_scale: the filterbank's alone when there is one (the blocks after
+        it run on frames of a fixed duration), else every block's."""
+        return [self.frontend.ssm] if self.frontend is not None else [block.s4.ssm for block in self.blocks]
+
     def features(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
         """waveform (B, L) → per-step features (B, L', H) before pooling over time."""
         if waveform.dim() != 2:
             raise ValueError(f"S4Classifier expects a waveform batch (batch, samples), got {tuple(waveform.shape)}")
-        x = self.encoder(waveform.unsqueeze(-1))
+        if self.frontend is None:
+            x = self.encoder(waveform.unsqueeze(-1))
+        else:
+            x, dt_scale = self.encoder(self.frontend(waveform, dt_scale)), 1.0  # frames come at a fixed rate
         for block in self.blocks:
             x = block(x, dt_scale)
         return self.norm(x)
@@ -114,6 +133,8 @@ class S4Classifier(nn.Module):
     def initial_state(self, batch_size: int) -> list:
         """Recurrent state for `step` / `step_chunk`: per block its SSM state and the samples of a pooling
         window that is not full yet, (B, r, H) with r < pool."""
+        if self.frontend is not None:
+            raise ValueError("the filterbank front end has no recurrent (step) view: run `forward` on a window")
         device = self.decoder.weight.device
         return [
             [block.s4.initial_state(batch_size), torch.zeros(batch_size, 0, self.d_model, device=device)]

@@ -14,7 +14,17 @@ import soundfile as sf
 import torch
 
 import training.data as data
-from training.data import SC10_CLASSES, SC35_CLASSES, Augment, SpeechCommands, SpeechCommandsDataModule
+from training.data import (
+    SC10_CLASSES,
+    SC12_CLASSES,
+    SC35_CLASSES,
+    SILENCE,
+    UNKNOWN,
+    Augment,
+    SpeechCommands,
+    SpeechCommandsDataModule,
+    noise_cuts,
+)
 
 
 def make_folder(root: Path, words=("yes", "no"), per_word=4, lengths=None, held=1) -> Path:
@@ -143,6 +153,87 @@ def test_background_noise_and_other_folders_are_not_classes(tiny_sc10):
     assert "_background_noise_" not in dataset.classes and dataset.classes == tuple(sorted(SC10_CLASSES))
 
 
+NOISE_SECONDS = {"long.wav": (25.5, 16000), "three.wav": (3.5, 8000), "short.wav": (2.9, 16000)}
+
+
+def make_sc12_folder(root: Path) -> Path:
+    """make_folder's yes/no + two other words, `_silence_` clips (one per split) and background noise recordings.
+
+    Noise: 25.5 s (25 cuts: 21 / 2 / 2), 3.5 s at 8 kHz (3 cuts: 1 / 1 / 1), 2.9 s and make_folder's 1.25 s (none).
+    """
+    make_folder(root, words=("yes", "no", "bed", "cat"), per_word=4)
+    (root / SILENCE).mkdir()
+    for name in ("1037.wav", "1041.wav", "1043.wav", "1050.wav"):
+        sf.write(root / SILENCE / name, np.zeros(16000, dtype=np.float32), 16000, subtype="PCM_16")
+    with open(root / "validation_list.txt", "a") as lists:
+        lists.write(f"{SILENCE}/1041.wav\n")
+    with open(root / "testing_list.txt", "a") as lists:
+        lists.write(f"{SILENCE}/1043.wav\n")
+    for name, (seconds, rate) in NOISE_SECONDS.items():
+        samples = np.random.default_rng(len(name)).uniform(-0.5, 0.5, int(seconds * rate)).astype(np.float32)
+        sf.write(root / "_background_noise_" / name, samples, rate, subtype="FLOAT")
+    return root
+
+
+def test_noise_cuts_split_each_recording_by_position(tmp_path):
+    cuts = noise_cuts(make_sc12_folder(tmp_path / "sc"))
+    long = [f"_background_noise_/long.wav#{k}" for k in range(25)]
+    three = [f"_background_noise_/three.wav#{k}" for k in range(3)]
+    # The last tenth (at least one cut) is testing, the tenth before it validation; under 3 s: no cuts.
+    assert cuts == {
+        "train": long[:21] + three[:1],
+        "validation": long[21:23] + three[1:2],
+        "testing": long[23:] + three[2:],
+    }
+    assert noise_cuts(make_folder(tmp_path / "plain")) == {"train": [], "validation": [], "testing": []}
+
+
+def test_sc12_maps_other_words_to_unknown_and_silence_clips_and_noise_cuts_to_silence(tmp_path, capsys):
+    root = make_sc12_folder(tmp_path / "sc")
+    silence, unknown = SC12_CLASSES.index(SILENCE), SC12_CLASSES.index(UNKNOWN)
+    expected = {  # yes/no/bed/cat: speakers 0-1 train, 2 validation, 3 testing; _silence_ clips; noise cuts
+        "train": ({0: 2, 1: 2, unknown: 4, silence: 2 + 22}, 22),
+        "validation": ({0: 1, 1: 1, unknown: 2, silence: 1 + 3}, 3),
+        "testing": ({0: 1, 1: 1, unknown: 2, silence: 1 + 3}, 3),
+    }
+    for split, (counts, n_cuts) in expected.items():
+        dataset = SpeechCommands(root, "sc12", split)
+        assert dataset.classes == SC12_CLASSES and Counter(dataset.labels) == counts, split
+        assert sum("#" in p for p in dataset.paths) == n_cuts
+        for path, label in zip(dataset.paths, dataset.labels, strict=True):
+            folder = Path(path).parent.name
+            want = {"yes": 0, "no": 1, "bed": unknown, "cat": unknown}.get(folder, silence)
+            assert label == want, path
+    test = SpeechCommands(root, "sc12", "testing")
+    wave, label, path = test[test.paths.index(str(root / "_background_noise_/long.wav#24"))]
+    recording, _ = sf.read(root / "_background_noise_/long.wav", dtype="float32")
+    assert label == silence and wave.shape == (16000,)
+    assert torch.equal(wave, torch.from_numpy(recording[24 * 16000 : 25 * 16000]))  # the recording's 25th second
+    eight = SpeechCommands(root, "sc12", "testing", sample_rate=8000)
+    wave, _, _ = eight[eight.paths.index(str(root / "_background_noise_/three.wav#2"))]
+    assert wave.shape == (8000,) and wave.abs().max() > 0.1  # an 8 kHz recording's cut, resampled twice
+    assert data.main(["info", "--root", str(root), "--subset", "sc12"]) == 0
+    assert "_silence_=24 _unknown_=4" in capsys.readouterr().out
+
+
+def test_sc12_on_an_sc10_only_folder_has_no_silence_or_unknown(tmp_path):
+    root = make_folder(tmp_path / "sc", words=("yes", "no", "up"), per_word=4)  # its noise: 1.25 s, no cut
+    for split in ("train", "validation", "testing"):
+        twelve, ten = SpeechCommands(root, "sc12", split), SpeechCommands(root, "sc10", split)
+        assert twelve.classes == SC12_CLASSES and twelve.paths == ten.paths and twelve.labels == ten.labels
+
+
+def test_sc10_and_sc35_ignore_the_silence_folder_and_noise(tmp_path):
+    root = make_sc12_folder(tmp_path / "sc")
+    for split in ("train", "validation", "testing"):
+        ten = SpeechCommands(root, "sc10", split)
+        assert {Path(p).parent.name for p in ten.paths} == {"yes", "no"} and set(ten.labels) == {0, 1}
+        many = SpeechCommands(root, "sc35", split)
+        assert many.classes == ("bed", "cat", "no", "yes")
+        assert {Path(p).parent.name for p in many.paths} == set(many.classes)
+        assert Counter(many.labels) == dict.fromkeys(range(4), 2 if split == "train" else 1)
+
+
 def test_corrupt_clips_are_reported_and_excluded(tmp_path, caplog):
     root = make_folder(tmp_path / "sc", per_word=4)
     (root / "yes" / "broken_nohash_0.wav").write_bytes(b"RIFF0000WAVEjunk")
@@ -168,8 +259,8 @@ def test_missing_or_wrong_root(tmp_path):
         SpeechCommands(root, split="train")
     with pytest.raises(ValueError, match="unknown split 'dev'"):
         SpeechCommands(root, split="dev")
-    with pytest.raises(ValueError, match="unknown subset 'sc12'"):
-        SpeechCommands(root, subset="sc12")
+    with pytest.raises(ValueError, match="unknown subset 'sc11'; choose 'sc10', 'sc12' or 'sc35'"):
+        SpeechCommands(root, subset="sc11")
 
 
 def test_index_cache_avoids_rescans_and_notices_changes(tmp_path, monkeypatch):

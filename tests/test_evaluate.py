@@ -1,20 +1,24 @@
-"""training.evaluate: JSON layout, accuracy against a direct computation, dt_scale per rate, comparisons, errors."""
+"""training.evaluate: JSON layout, accuracy against a direct computation, dt_scale per rate, comparisons, errors,
+the leak guard (heard speakers are not scored) and the 12-class keyword-spotting figures."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from safetensors.torch import load_file
 
 from s4 import S4Classifier
 from training import evaluate
-from training.data import SC10_CLASSES, SpeechCommands
+from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
 from training.export import FORMAT, export_model
 from training.models import build_model
 
@@ -64,7 +68,8 @@ def test_json_layout_and_accuracy_equal_a_direct_computation(s4_model: Path, tin
     code, printed, _ = run(capsys, "--model", s4_model, "--data", tiny_sc10, "--rates", 16000, 8000, "--json", out)
     assert code == 0 and "accuracy" in printed
     document = json.loads(out.read_text())
-    assert set(document) == {"model", "data", "rates"} and list(document["rates"]) == ["16000", "8000"]
+    assert set(document) == {"excluded", "model", "data", "rates"} and list(document["rates"]) == ["16000", "8000"]
+    assert document["excluded"] == 0  # synthetic data: the model's JSON names no heard speakers
     assert document["data"]["synthetic"] is True and document["data"]["split"] == "test"
     for key, dt_scale in (("16000", 1.0), ("8000", 2.0)):
         entry = document["rates"][key]
@@ -72,7 +77,8 @@ def test_json_layout_and_accuracy_equal_a_direct_computation(s4_model: Path, tin
         assert set(entry["per_class"]) == set(SC10_CLASSES) and {"precision", "recall"} <= set(
             entry["per_class"]["yes"]
         )
-        assert len(entry["confusion"]) == 10 and sum(map(sum, entry["confusion"])) == 10
+        assert len(entry["confusion"]) == 10 and sum(map(sum, entry["confusion"])) == 10 == entry["n_clips"]
+        assert entry["labels"] == list(SC10_CLASSES) and "commands" not in entry  # 10 classes: nothing to reject
 
     model = build_model("s4", **KWARGS["s4"])
     model.load_state_dict(load_file(str(s4_model)))
@@ -147,3 +153,188 @@ def test_cli_subprocess_exit_status(tiny_sc10: Path, tmp_path: Path) -> None:
     )
     _one_line_error(result.returncode, result.stderr, "x.safetensors", "not found")
     assert "Traceback" not in result.stderr
+
+
+# ---- leak guard and 12 classes, on hand-made folders named like the real dataset ----------------------------
+
+SPEAKERS = ("0a1b2c3d", "1b2c3d4e", "2c3d4e5f", "3d4e5f60", "4e5f6071")  # train, train, validation, test, test
+
+
+def make_real_folder(root: Path, words=("yes", "no"), silence=False) -> Path:
+    """Each speaker says each word once, `<word>/<speaker>_nohash_0.wav`; no manifest.json, so "real" data.
+
+    silence: also 2 `_silence_` clips (one in the testing list) and a 12 s noise recording (1 testing cut).
+    """
+    test, val = [], []
+    for word in words:
+        (root / word).mkdir(parents=True)
+        for k, speaker in enumerate(SPEAKERS):
+            relative = f"{word}/{speaker}_nohash_0.wav"
+            sf.write(root / relative, 0.1 * np.sin(np.arange(16000) * (0.03 + 0.01 * k)), 16000, subtype="PCM_16")
+            (test if k >= 3 else val if k == 2 else []).append(relative)
+    if silence:
+        (root / SILENCE).mkdir()
+        for name in ("1037.wav", "1043.wav"):
+            sf.write(root / SILENCE / name, np.zeros(16000), 16000, subtype="PCM_16")
+        test.append(f"{SILENCE}/1043.wav")
+        (root / "_background_noise_").mkdir()
+        sf.write(root / "_background_noise_/hum.wav", 0.2 * np.sin(np.arange(12 * 16000) * 0.02), 16000)
+    (root / "validation_list.txt").write_text("\n".join(val) + "\n")
+    (root / "testing_list.txt").write_text("\n".join(test) + "\n")
+    return root
+
+
+def export_for(folder: Path, classes, heard=None, answer: str | None = None) -> Path:
+    """A tiny CNN for `classes`; answer: always predict that class. heard: its data.heard_speakers."""
+    torch.manual_seed(0)
+    kwargs = {"n_classes": len(classes), "n_channels": 4}
+    model = build_model("cnn", **kwargs).eval()
+    if answer is not None:  # a constant decision makes every figure of the report known exactly
+        with torch.no_grad():
+            model.decoder.weight.zero_()
+            model.decoder.bias.copy_(torch.eye(len(classes))[list(classes).index(answer)])
+    subset = "sc12" if len(classes) == 12 else "sc10"
+    data = {"root": "elsewhere", "synthetic": False, "subset": subset, "protocol": "official", "description": "t"}
+    if heard is not None:
+        data["heard_speakers"] = sorted(heard)
+    meta = {"format": FORMAT, "model": "cnn", "model_kwargs": kwargs, "sample_rate": 16000, "clip_samples": 16000}
+    meta.update(classes=list(classes), data=data, metrics={}, created="2026-01-01T00:00:00+00:00", config={})
+    return export_model(model, meta, folder / "model.safetensors")
+
+
+def test_leak_guard_leaves_out_heard_speakers(tmp_path: Path, capsys, caplog) -> None:
+    root = make_real_folder(tmp_path / "real")
+    model = export_for(tmp_path / "m", SC10_CLASSES, heard=[SPEAKERS[0], SPEAKERS[3]])  # one of the test speakers
+    out = tmp_path / "r.json"
+    with caplog.at_level(logging.WARNING, logger="training.evaluate"):
+        code, printed, _ = run(capsys, "--model", model, "--data", root, "--json", out)
+    assert code == 0 and "on 2 clips" in printed
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["warning: 2 clips of speakers this model was trained or validated on are excluded from scoring"]
+    document = json.loads(out.read_text())
+    assert document["excluded"] == 2 and document["data"]["n_clips"] == 4  # the split's clips, scored or not
+    for entry in document["rates"].values():
+        assert entry["n_clips"] == 2 == sum(map(sum, entry["confusion"]))
+    trained_on = document["model"]["trained_on"]
+    assert trained_on["n_heard_speakers"] == 2 and "heard_speakers" not in trained_on  # the list stays in the model
+
+    caplog.clear()
+    unheard = export_for(tmp_path / "u", SC10_CLASSES, heard=[SPEAKERS[0]])
+    with caplog.at_level(logging.WARNING, logger="training.evaluate"):
+        assert run(capsys, "--model", unheard, "--data", root, "--json", out)[0] == 0
+    assert not caplog.records and json.loads(out.read_text())["excluded"] == 0
+    assert json.loads(out.read_text())["rates"]["16000"]["n_clips"] == 4
+
+
+def test_leak_guard_warning_is_one_line_on_stderr(tmp_path: Path) -> None:
+    root = make_real_folder(tmp_path / "real")
+    model = export_for(tmp_path / "m", SC10_CLASSES, heard=SPEAKERS[3:])
+    command = [sys.executable, "-m", "training.evaluate", "--model", str(model), "--data", str(root), "--rates", "8000"]
+    project = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(project), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, cwd=project, capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines == ["warning: 4 clips of speakers this model was trained or validated on are excluded from scoring"]
+    assert "accuracy 0.0000 on 0 clips" in result.stdout  # every test clip was heard: nothing is scored
+
+
+@pytest.mark.parametrize(
+    ("answer", "commands", "non_commands"),
+    [
+        (UNKNOWN, {"accuracy": 0.0, "rejected": 1.0, "n_clips": 4}, {"rejected": 1.0, "n_clips": 4}),
+        (SILENCE, {"accuracy": 0.0, "rejected": 1.0, "n_clips": 4}, {"rejected": 1.0, "n_clips": 4}),
+        ("yes", {"accuracy": 0.5, "rejected": 0.0, "n_clips": 4}, {"rejected": 0.0, "n_clips": 4}),
+    ],
+)
+def test_twelve_classes_commands_and_non_commands(tmp_path: Path, capsys, answer, commands, non_commands) -> None:
+    # Test split: yes/no of 2 speakers (4 commands); bed of 2 speakers, 1 _silence_ clip, 1 noise cut (4 others).
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
+    model = export_for(tmp_path / "m", SC12_CLASSES, answer=answer)
+    out = tmp_path / "r.json"
+    code, printed, _ = run(capsys, "--model", model, "--data", root, "--subset", "sc12", "--json", out)
+    assert code == 0
+    document = json.loads(out.read_text())
+    assert document["data"]["subset"] == "sc12" and document["excluded"] == 0
+    for entry in document["rates"].values():
+        assert entry["labels"] == list(SC12_CLASSES) and entry["n_clips"] == 8
+        assert entry["commands"] == commands and entry["non_commands"] == non_commands
+        column = SC12_CLASSES.index(answer)  # confusion: rows true, columns predicted, both in `labels` order
+        assert [sum(row) for row in entry["confusion"]] == [2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 2, 2]
+        assert [row[column] for row in entry["confusion"]] == [sum(row) for row in entry["confusion"]]
+    accuracy, rejected = commands["accuracy"], commands["rejected"]
+    assert f"commands: accuracy {accuracy:.4f}, rejected {rejected:.4f} of 4 clips" in printed
+    assert f"non-commands: rejected {non_commands['rejected']:.4f} of 4 clips" in printed
+
+
+def test_twelve_class_model_on_an_sc10_only_folder(tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "up"))
+    model = export_for(tmp_path / "m", SC12_CLASSES)  # random weights: figures checked against the confusion
+    out = tmp_path / "r.json"
+    assert run(capsys, "--model", model, "--data", root, "--json", out)[0] == 0
+    for entry in json.loads(out.read_text())["rates"].values():
+        confusion = np.array(entry["confusion"])
+        assert entry["n_clips"] == 6 == entry["commands"]["n_clips"] and "non_commands" not in entry
+        assert entry["commands"]["accuracy"] == pytest.approx(np.trace(confusion) / 6)
+        assert entry["commands"]["rejected"] == pytest.approx(confusion[:, 10:].sum() / 6)
+
+
+def test_keyword_report_counts() -> None:
+    classes = ("yes", "no", SILENCE, UNKNOWN)
+    labels = np.array([0, 0, 1, 1, 2, 3, 3])
+    predictions = np.array([0, 3, 1, 2, 2, 0, 3])  # commands: right, rejected, right, rejected; others: 2 of 3
+    report = evaluate.keyword_report(labels, predictions, classes)
+    assert report == {
+        "commands": {"accuracy": 0.5, "rejected": 0.5, "n_clips": 4},
+        "non_commands": {"rejected": pytest.approx(2 / 3), "n_clips": 3},
+    }
+
+
+# ---- the rate sweep: accuracy vs input sampling rate --------------------------------------------------------
+
+SWEEP_RATES = (4000, 8000, 16000, 44100)
+
+
+def test_rate_sweep_plot_and_json_for_several_rates(tiny_s4_export: Path, tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "up"))  # 6 test clips of 2 unheard speakers
+    cnn = export_for(tmp_path / "cnn", SC10_CLASSES)
+    out, folder = tmp_path / "r.json", tmp_path / "figures"
+    rates = [str(rate) for rate in SWEEP_RATES]
+    args = ("--model", tiny_s4_export, "--compare", cnn, "--data", root, "--rates", *rates, "--no-rescale")
+    code, printed, _ = run(capsys, *args, "--json", out, "--out", folder)
+    assert code == 0 and "rate sweep:" in printed
+    png = folder / f"{tiny_s4_export.stem}-rate-sweep.png"  # named after the first --model: the app's convention
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    sweep = json.loads(png.with_suffix(".json").read_text())
+    assert sweep["rates"] == sorted(SWEEP_RATES) and sweep["metric"] == "accuracy" and "real data" in sweep["title"]
+    assert [(c["kind"], c["rescaled"]) for c in sweep["curves"]] == [("s4", True), ("s4", False), ("cnn", None)]
+    document = json.loads(out.read_text())
+    rescaled, stale, cnn_curve = sweep["curves"]
+    for rate in rates:  # the curves are the JSON report's figures; at the training rate Δ is the same either way
+        assert rescaled["accuracy"][rate] == document["rates"][rate]["accuracy"]
+        if rate != "4000":  # 4,000 samples are too short for the M5 CNN (it needs 6,848): left out, not a failure
+            assert cnn_curve["accuracy"][rate] == document["compare"][0]["rates"][rate]["accuracy"]
+        stale_key = rate if rate == "16000" else f"{rate}-no-rescale"
+        assert stale["accuracy"][rate] == document["rates"][stale_key]["accuracy"]
+    assert {c["n_classes"] for c in sweep["curves"]} == {10} and rescaled["n_clips"] == 6
+    assert cnn_curve["accuracy"]["4000"] is None and "4000" not in document["compare"][0]["rates"]
+    assert "max_pool1d" in document["compare"][0]["skipped_rates"]["4000"] and "skipped_rates" not in document
+
+    two_rates = tmp_path / "two"  # two rates are the 1x / 0.5x bars: no curve
+    args = ("--model", tiny_s4_export, "--data", root, "--rates", "16000", "8000", "--out", two_rates)
+    assert run(capsys, *args)[0] == 0
+    assert not list(two_rates.glob("*rate-sweep*")) and list(two_rates.glob("*confusion-8000.png"))
+
+
+def test_rate_sweep_of_a_12_class_model_plots_its_commands_accuracy(tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no"), silence=True)  # + silence clips: not scored
+    model = export_for(tmp_path / "m", SC12_CLASSES, answer="yes")  # always "yes": commands accuracy is 1/2
+    folder = tmp_path / "figures"
+    args = ("--model", model, "--data", root, "--subset", "sc12", "--rates", "8000", "16000", "32000", "--out", folder)
+    assert run(capsys, *args)[0] == 0
+    sweep = json.loads((folder / "model-rate-sweep.json").read_text())
+    assert sweep["metric"] == evaluate.COMMANDS_METRIC and "silence" in sweep["metric"]
+    (curve,) = sweep["curves"]
+    assert curve["n_classes"] == 12 and curve["n_clips"] == 4  # the command clips only
+    assert curve["accuracy"] == {"8000": 0.5, "16000": 0.5, "32000": 0.5}
+    assert (folder / "model-rate-sweep.png").is_file()

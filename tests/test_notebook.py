@@ -23,6 +23,7 @@ FIGURES = {
     "cauchy_kernel_cost": "§3 time and memory at growing L",
     "example_clip": "§4 a clip at 16 and 8 kHz",
     "accuracy_bars": "§4 S4 and CNN accuracy at 1x and 0.5x",
+    "rate_sweep": "§4 accuracy against the input sampling rate",
     "kernels_16k_vs_8k": "§5 trained kernels at 16 kHz, 8 kHz with Δ·2, and unrescaled",
 }
 QUICK_BUDGET_S = 600  # the notebook takes ~1 min on 2 idle cores; the limit only catches a hang

@@ -11,13 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 import yaml
 
 from training import train
 from training.config import validate
-from training.data import SpeechCommands
+from training.data import SILENCE, SpeechCommands, SpeechCommandsDataModule
 from training.export import load_model
 from training.lightning_module import SpeechClassifier, warmup_cosine
 
@@ -87,6 +89,53 @@ def test_cli_trains_exports_tests_and_plots(tiny_sc10: Path, tmp_path: Path) -> 
     assert set(meta["metrics"]) >= {"test_acc_16000", "test_acc_8000"}
     tested = json.loads((out / "test_metrics.json").read_text())
     assert tested["8000"]["dt_scale"] == 2.0 and tested["16000"]["n_clips"] == 10
+
+
+def make_speaker_folder(root: Path, synthetic: bool) -> Path:
+    """yes/no by speakers aaaa, bbbb (train), cccc (validation), dddd (testing); bed by eeee (train);
+    one `_silence_` clip (no speaker). synthetic: with a manifest.json that says so."""
+    clips = {f"{w}/{s}_nohash_0.wav" for w in ("yes", "no") for s in ("aaaa", "bbbb", "cccc", "dddd")}
+    for relative in sorted(clips | {"bed/eeee_nohash_0.wav", f"{SILENCE}/1037.wav"}):
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        sf.write(root / relative, 0.1 * np.sin(np.arange(16000) * 0.05), 16000, subtype="PCM_16")
+    (root / "validation_list.txt").write_text("yes/cccc_nohash_0.wav\nno/cccc_nohash_0.wav\n")
+    (root / "testing_list.txt").write_text("yes/dddd_nohash_0.wav\nno/dddd_nohash_0.wav\n")
+    if synthetic:
+        (root / "manifest.json").write_text(json.dumps({"synthetic": True, "description": "generated"}))
+    return root
+
+
+@pytest.mark.parametrize(
+    ("subset", "synthetic", "heard"),
+    [
+        ("sc12", False, ["aaaa", "bbbb", "cccc", "eeee"]),
+        ("sc10", False, ["aaaa", "bbbb", "cccc"]),
+        ("sc10", True, None),
+    ],
+)
+def test_export_names_the_speakers_it_heard_in_real_data(tmp_path: Path, subset: str, synthetic: bool, heard) -> None:
+    root = make_speaker_folder(tmp_path / "speakers", synthetic)
+    config = validate({**TINY, "data": {"subset": subset, "provenance": "Speech Commands v0.02 test partition"}})
+    data = SpeechCommandsDataModule(root, subset=subset, batch_size=2)
+    out = tmp_path / "run"
+    out.mkdir()
+    path = train.export_and_test(SpeechClassifier(config, len(data.classes)), config, data, root, out)
+    text = path.with_suffix(".json").read_text()
+    meta = json.loads(text)["data"]
+    assert meta["root"] == "speakers" and str(tmp_path) not in text  # no machine paths in an exported model
+    if heard is None:  # generated voices: nothing to guard
+        assert "heard_speakers" not in meta and "provenance" not in meta
+    else:
+        assert meta["heard_speakers"] == heard and meta["provenance"] == "Speech Commands v0.02 test partition"
+    tested = json.loads((out / "test_metrics.json").read_text())
+    assert tested["16000"]["n_clips"] == 2  # the test speaker was never heard: nothing left out
+    metrics = json.loads(text)["metrics"]
+    keyword_metrics = {f"test_commands_{name}_{rate}" for name in ("acc", "rejected") for rate in (16000, 8000)}
+    if subset == "sc12":  # the words' accuracy and rejection (all test clips here are commands)
+        assert keyword_metrics <= set(metrics)
+        assert metrics["test_commands_acc_16000"] == tested["16000"]["commands"]["accuracy"]
+    else:
+        assert not keyword_metrics & set(metrics)
 
 
 def _last_step(checkpoint: Path) -> int:

@@ -28,8 +28,9 @@ DEFAULTS: dict = {
         "noise_prob": 0.8,
         "snr_db": [5, 30],
         "gain_db": [-12, 6],
+        "provenance": None,  # where real clips came from: written to the exported model's JSON (data.provenance)
     },
-    "optim": {"lr": 0.01, "weight_decay": 0.0, "ssm_lr": 0.001},
+    "optim": {"lr": 0.01, "weight_decay": 0.0, "ssm_lr": 0.001, "label_smoothing": 0.0},
     "scheduler": {
         "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_acc)
         "warmup_steps": 0,

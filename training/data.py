@@ -29,7 +29,7 @@ from training.audio import AudioError, decimate, load_audio, pad_or_trim, resamp
 from training.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
 
 __all__ = [
-    "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC35_CLASSES", "Augment", "SpeechCommands",
+    "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "Augment", "SpeechCommands",
     "SpeechCommandsDataModule", "download",
 ]  # fmt: skip
 
@@ -44,6 +44,12 @@ SC35_CLASSES = tuple(sorted((
     "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
     "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
 )))  # fmt: skip
+SILENCE, UNKNOWN = "_silence_", "_unknown_"
+# Keyword spotting (Warden 2018): the ten words, silence (the `_silence_` clips and 1 s cuts of the background
+# noise recordings) and unknown (every other word).
+SC12_CLASSES = (*SC10_CLASSES, SILENCE, UNKNOWN)
+NOISE_FOLDER = "_background_noise_"
+CUT_MARK = "#"  # "_background_noise_/white_noise.wav#12": the 13th one-second cut of that recording
 SPLITS = {
     "train": "train",
     "val": "validation",
@@ -52,7 +58,7 @@ SPLITS = {
     "testing": "testing",
 }
 INDEX_FILE = ".s4_index.json"
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 AUDIO_SUFFIXES = (".wav", ".flac")
 
 
@@ -81,7 +87,9 @@ def scan(root: Path) -> dict[str, int | str]:
 
     Cached beside the data (or in ~/.cache/s4-speech) and reused while the folders are unchanged.
     """
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(("_", ".")))
+    folders = sorted(
+        p for p in root.iterdir() if p.is_dir() and (p.name == SILENCE or not p.name.startswith(("_", ".")))
+    )
     signature = _signature(root, folders)
     index_path = _index_path(root)
     if index_path.exists():
@@ -119,6 +127,33 @@ def _read_list(root: Path, name: str) -> set[str]:
 
 def _stem(relative: str) -> str:
     return os.path.splitext(relative)[0]
+
+
+def _training_seconds(seconds: int) -> int:
+    """Whole seconds at the start of a noise recording that belong to training: the last tenth (at least one
+    second) is testing and the tenth before it validation."""
+    return seconds - 2 * max(1, seconds // 10)
+
+
+def noise_cuts(root: Path) -> dict[str, list[str]]:
+    """One-second cuts of every `_background_noise_` recording, for the silence class, by split (see
+    `_training_seconds`; recordings under 3 s give none).
+
+    → {"train" | "validation" | "testing": ["_background_noise_/<name>.wav#k", ...]}; empty lists without noise.
+    """
+    cuts: dict[str, list[str]] = {"train": [], "validation": [], "testing": []}
+    folder = root / NOISE_FOLDER
+    for recording in sorted(folder.glob("*.wav")) if folder.is_dir() else []:
+        info = sf.info(str(recording))
+        n = int(info.frames / info.samplerate)
+        if n < 3:
+            continue
+        train = _training_seconds(n)
+        names = [f"{NOISE_FOLDER}/{recording.name}{CUT_MARK}{k}" for k in range(n)]
+        cuts["train"] += names[:train]
+        cuts["validation"] += names[train : (n + train) // 2]
+        cuts["testing"] += names[(n + train) // 2 :]
+    return cuts
 
 
 def _s4_paper_split(items: list[tuple[str, int]], split: str) -> list[tuple[str, int]]:
@@ -171,6 +206,8 @@ class SpeechCommands(Dataset):
 
         files = scan(self.root)
         label_of = {word: i for i, word in enumerate(self.classes)}
+        if subset == "sc12":  # every word folder outside SC10 is "unknown"; `_background_noise_` is never scanned
+            label_of.update({r.split("/")[0]: label_of[UNKNOWN] for r in files if r.split("/")[0] not in label_of})
         items, self.bad_files = [], []
         for relative, value in files.items():
             word = relative.split("/")[0]
@@ -199,14 +236,17 @@ class SpeechCommands(Dataset):
                 items = [it for it in items if _stem(it[0]) in held[self.split]]
         else:
             items = sorted(_s4_paper_split(items, self.split))
+        if subset == "sc12":
+            items += [(cut, label_of[SILENCE]) for cut in noise_cuts(self.root)[self.split]]
         self.paths = [str(self.root / relative) for relative, _ in items]
         self.labels = [label for _, label in items]
+        self._recordings: dict[str, torch.Tensor] = {}
 
     def _classes(self, subset: str) -> tuple[str, ...]:
-        if subset == "sc10":
-            return SC10_CLASSES
+        if subset in ("sc10", "sc12"):
+            return SC10_CLASSES if subset == "sc10" else SC12_CLASSES
         if subset != "sc35":
-            raise ValueError(f"unknown subset {subset!r}; choose 'sc10' or 'sc35'")
+            raise ValueError(f"unknown subset {subset!r}; choose 'sc10', 'sc12' or 'sc35'")
         present = tuple(w for w in SC35_CLASSES if (self.root / w).is_dir())
         if len(present) < len(SC35_CLASSES):
             missing = sorted(set(SC35_CLASSES) - set(present))
@@ -216,9 +256,19 @@ class SpeechCommands(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    def _cut(self, path: str) -> torch.Tensor:
+        """Path "<recording>#k" → its k-th one-second cut at 16 kHz; each recording is read once per process."""
+        recording, _, k = path.rpartition(CUT_MARK)
+        if recording not in self._recordings:
+            self._recordings[recording] = load_audio(recording, NATIVE_RATE)
+        return self._recordings[recording][int(k) * NATIVE_RATE : (int(k) + 1) * NATIVE_RATE]
+
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
         path = self.paths[index]
-        wave = pad_or_trim(load_audio(path, NATIVE_RATE), NATIVE_RATE)
+        if CUT_MARK in Path(path).name:
+            wave = self._cut(path)
+        else:
+            wave = pad_or_trim(load_audio(path, NATIVE_RATE), NATIVE_RATE)
         if self.sample_rate != NATIVE_RATE:
             if self.downsample == "decimate":
                 wave = decimate(wave, NATIVE_RATE // self.sample_rate)
@@ -292,9 +342,14 @@ class _Augmented(Dataset):
         return self.augment(wave, self._generator()), label, path
 
 
-def load_noises(noise_dir: str | os.PathLike, sample_rate: int) -> list[torch.Tensor]:
-    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`."""
-    return [load_audio(p, sample_rate) for p in sorted(Path(noise_dir).glob("*.wav"))]
+def load_noises(noise_dir: str | os.PathLike, sample_rate: int, training_part: bool = False) -> list[torch.Tensor]:
+    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`. `training_part` keeps only the seconds
+    that `noise_cuts` gives to training, so a dataset's own noise never brings its test silence into training.
+    """
+    noises = [load_audio(p, sample_rate) for p in sorted(Path(noise_dir).glob("*.wav"))]
+    if training_part:
+        noises = [n[: _training_seconds(n.shape[-1] // sample_rate) * sample_rate] for n in noises]
+    return noises
 
 
 class SpeechCommandsDataModule(L.LightningDataModule):
@@ -338,7 +393,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             dataset = SpeechCommands(self.root, self.subset, split, self.sample_rate, self.protocol)
             if split == "train" and self.augment:
                 noise_dir = Path(self.noise_dir) if self.noise_dir else self.root / "_background_noise_"
-                noises = load_noises(noise_dir, self.sample_rate) if noise_dir.is_dir() else []
+                own = noise_dir.resolve() == (self.root / NOISE_FOLDER).resolve()
+                noises = load_noises(noise_dir, self.sample_rate, training_part=own) if noise_dir.is_dir() else []
                 if not noises:
                     log.warning("no background noise found in %s: augmenting without noise", noise_dir)
                 augment = Augment(noises, self.sample_rate, **self.augment_args)
@@ -395,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     get.add_argument("--size", type=int, default=None, help="expected size of the archive in bytes")
     show = commands.add_parser("info", help="counts per split and class")
     show.add_argument("--root", type=Path, required=True)
-    show.add_argument("--subset", default="sc10", choices=("sc10", "sc35"))
+    show.add_argument("--subset", default="sc10", choices=("sc10", "sc12", "sc35"))
     show.add_argument("--protocol", default="official", choices=("official", "s4-paper"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")

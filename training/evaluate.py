@@ -6,14 +6,23 @@
 Clips are read at the model's training rate and converted to each rate by `training.inference.prepare`
 (resample, or --downsample decimate); an S4 model then runs with dt_scale = training rate / rate.
 --no-rescale adds, for every rate other than the training rate, an entry "<rate>-no-rescale" in which the
-same input runs with dt_scale = 1. With several models (--model A B or --compare B) a side-by-side table
+same input runs with dt_scale = 1. Clips of speakers the model was trained or validated on (its JSON's
+data.heard_speakers) are never scored: one warning line counts them, and the JSON's "excluded" holds the count.
+Per rate the JSON holds accuracy, n_clips (scored), labels, per_class and confusion (rows = true, columns =
+predicted, in `labels` order); a model with _silence_ and _unknown_ classes adds "commands" (accuracy, rejected)
+and "non_commands" (rejected). With several models (--model A B or --compare B) a side-by-side table
 and a bar chart (comparison.png) are produced; the JSON then also holds a "compare" list of the others.
+With more than two --rates and --out, OUT/<first model's stem>-rate-sweep.png (+ .json) plots accuracy against
+the input rate for every model (S4 with Δ rescaled and, with --no-rescale, unchanged; a 12-class model's
+"commands" accuracy), with the chance line. A rate whose clip is too short for a model (the M5 CNN needs 6,848
+samples) is left out of that model's report with a warning, and listed in its "skipped_rates".
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -23,19 +32,26 @@ import numpy as np
 import torch
 from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 
-from training.data import SpeechCommands
+from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
 from training.export import ModelFileError, load_model
 from training.inference import DOWNSAMPLE, dt_scale_for, predict_logits, prepare
-from training.plots import comparison_png, confusion_png
+from training.plots import comparison_png, confusion_png, rate_sweep_png
+
+log = logging.getLogger(__name__)
+SPEAKER_MARK = "_nohash_"  # "<speakerhash>_nohash_<n>.wav": the dataset's own way of naming a clip's speaker
+REJECT = (SILENCE, UNKNOWN)  # the two classes that say "not a command"
 
 
 def describe_data(root: str | os.PathLike) -> dict:
-    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one."""
+    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
+
+    "root" is the folder's name only: exported models and reports carry no paths of the machine they came from.
+    """
     root = Path(root)
     manifest = root / "manifest.json"
-    info = {"root": str(root), "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
+    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
     if manifest.is_file():
         try:
             data = json.loads(manifest.read_text())
@@ -46,6 +62,23 @@ def describe_data(root: str | os.PathLike) -> dict:
     return info
 
 
+def speaker_of(path: str | os.PathLike) -> str | None:
+    """A clip's speaker: ".../yes/0a7c2a8d_nohash_1.wav" → "0a7c2a8d"; None without one (silence, noise cuts)."""
+    name = Path(path).name
+    return name.split(SPEAKER_MARK)[0] if SPEAKER_MARK in name else None
+
+
+def heard_speakers(datasets: Sequence[SpeechCommands]) -> list[str]:
+    """Sorted speaker hashes of every clip in `datasets` (a model's training and validation splits)."""
+    return sorted({speaker for d in datasets for speaker in map(speaker_of, d.paths) if speaker is not None})
+
+
+def heard_clips(meta: dict, dataset: SpeechCommands) -> list[int]:
+    """Indices of the clips in `dataset` whose speaker is in the model's meta["data"]["heard_speakers"]."""
+    heard = set(meta.get("data", {}).get("heard_speakers", ()))
+    return [i for i, path in enumerate(dataset.paths) if heard and speaker_of(path) in heard]
+
+
 def rate_variants(meta: dict, rates: Sequence[int], no_rescale: bool) -> list[tuple[str, int, bool]]:
     """(JSON key, rate, rescale) per evaluation: each rate rescaled, plus "<rate>-no-rescale" if asked."""
     variants = [(str(rate), rate, True) for rate in rates]
@@ -54,19 +87,74 @@ def rate_variants(meta: dict, rates: Sequence[int], no_rescale: bool) -> list[tu
     return variants
 
 
+def _fraction(hits: np.ndarray) -> float:
+    return float(hits.mean()) if len(hits) else 0.0
+
+
 def rate_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str], dt_scale: float) -> dict:
-    """Accuracy, per-class precision/recall/F1 (sklearn) and the confusion matrix of one evaluation."""
+    """Accuracy, per-class precision/recall/F1 (sklearn) and the confusion matrix of one evaluation.
+
+    labels, predictions (n,) class indices. "confusion"[true][predicted] counts clips, both in "labels" order.
+    Models with `_silence_` and `_unknown_` also get "commands" and "non_commands" (see `keyword_report`).
+    No clips (all left out by the leak guard) give zeros, not an error.
+    """
     indices = list(range(len(classes)))
-    report = classification_report(
-        labels, predictions, labels=indices, target_names=list(classes), output_dict=True, zero_division=0
-    )
-    return {
-        "accuracy": float((labels == predictions).mean()) if len(labels) else 0.0,
+    report = {name: {"precision": 0.0, "recall": 0.0, "f1-score": 0.0, "support": 0} for name in classes}
+    confusion = [[0] * len(classes) for _ in classes]
+    if len(labels):  # sklearn refuses empty input
+        report = classification_report(
+            labels, predictions, labels=indices, target_names=list(classes), output_dict=True, zero_division=0
+        )
+        confusion = confusion_matrix(labels, predictions, labels=indices).tolist()
+    result = {
+        "accuracy": _fraction(labels == predictions),
         "dt_scale": dt_scale,
         "n_clips": len(labels),
+        "labels": list(classes),
         "per_class": {name: report[name] for name in classes},
-        "confusion": confusion_matrix(labels, predictions, labels=indices).tolist(),
+        "confusion": confusion,
     }
+    if all(name in classes for name in REJECT):
+        result.update(keyword_report(labels, predictions, classes))
+    return result
+
+
+def keyword_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> dict:
+    """Keyword spotting figures of a model with `_silence_` and `_unknown_` classes; labels, predictions (n,).
+
+    "commands": clips of the words: "accuracy" (predicted as their word; "not a command" counts wrong) and
+    "rejected" (predicted `_silence_` or `_unknown_`). "non_commands" (only when there are such clips): the
+    fraction of `_silence_`/`_unknown_` clips "rejected", whichever of the two is predicted.
+    """
+    reject = [classes.index(name) for name in REJECT]
+    command, rejected = ~np.isin(labels, reject), np.isin(predictions, reject)
+    report = {
+        "commands": {
+            "accuracy": _fraction(labels[command] == predictions[command]),
+            "rejected": _fraction(rejected[command]),
+            "n_clips": int(command.sum()),
+        }
+    }
+    if (~command).any():
+        report["non_commands"] = {"rejected": _fraction(rejected[~command]), "n_clips": int((~command).sum())}
+    return report
+
+
+def unusable_rates(model: nn.Module, meta: dict, rates: Sequence[int]) -> dict[int, str]:
+    """{rate: why} for the rates whose clip `model` cannot take: one forward pass on a silent clip per rate.
+
+    An M5 CNN needs 6,848 samples (four max-pools of 4): a 1 s clip at 4 kHz is too short for it. Such a rate is
+    left out of that model's report (with a warning) instead of ending the whole evaluation.
+    """
+    unusable = {}
+    clip = meta.get("clip_samples", meta["sample_rate"])
+    for rate in sorted(set(rates)):
+        silence = torch.zeros(1, round(clip * rate / meta["sample_rate"]))
+        try:
+            predict_logits(model.eval(), meta, silence, rate)
+        except RuntimeError as error:  # what torch raises for an input too short for a layer
+            unusable[rate] = f"{silence.shape[-1]} samples: " + " ".join(str(error).split())
+    return unusable
 
 
 def evaluate_model(
@@ -78,14 +166,25 @@ def evaluate_model(
     no_rescale: bool = False,
     batch_size: int = 64,
 ) -> dict[str, dict]:
-    """Run `model` on every clip of `dataset` (at the model's training rate) at each rate → {key: rate_report}."""
+    """Run `model` on the clips of `dataset` (at the model's training rate) at each rate → {key: rate_report}.
+
+    Leak guard: clips of speakers the model heard in training or validation (`heard_clips`) are not scored;
+    one warning line gives their number, and each report's "n_clips" counts only the clips scored.
+    """
     if tuple(dataset.classes) != tuple(meta["classes"]):
         raise ValueError(f"the model's classes {list(meta['classes'])} differ from the data's {list(dataset.classes)}")
+    heard = set(heard_clips(meta, dataset))
+    scored: Dataset = dataset
+    if heard:
+        log.warning(
+            "warning: %d clips of speakers this model was trained or validated on are excluded from scoring", len(heard)
+        )
+        scored = Subset(dataset, [i for i in range(len(dataset)) if i not in heard])
     variants = rate_variants(meta, rates, no_rescale)
     predictions: dict[str, list[np.ndarray]] = {key: [] for key, _, _ in variants}
     labels = []
     model.eval()
-    for waveform, label, _ in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+    for waveform, label, _ in DataLoader(scored, batch_size=batch_size, shuffle=False):
         labels.append(label.numpy())
         converted = {}  # one conversion per rate, shared by its rescaled and unrescaled runs
         for key, rate, rescale in variants:
@@ -102,6 +201,55 @@ def evaluate_model(
     return results
 
 
+# "<model stem>-rate-sweep.png" (+ .json): next to an exported model, the app's model card shows the PNG.
+SWEEP_SUFFIX = "-rate-sweep"
+COMMANDS_METRIC = "commands accuracy: clips of the command words only; silence / unknown answers count wrong"
+
+
+def _sweep_value(result: dict) -> tuple[float, int]:
+    """(accuracy, clips) of one rate report: a 12-class model's "commands" figures, so that it is scored on
+    the same clips, the command words, as a 10-class model beside it."""
+    scored = result.get("commands", result)
+    return scored["accuracy"], scored["n_clips"]
+
+
+def rate_sweep(evaluated: Sequence[tuple[str, dict, dict]], rates: Sequence[int], title: str) -> dict:
+    """Accuracy vs input rate: (name, meta, evaluate_model results) per model → the sweep document.
+
+    Curves: every model with Δ rescaled (a CNN has no Δ: one curve), and an S4 model with Δ unchanged when
+    results hold "<rate>-no-rescale" entries (at the training rate both runs are the same one).
+    {"title", "metric", "rates", "curves": [{"label", "model", "kind", "rescaled", "n_classes", "train_rate",
+    "n_clips", "accuracy": {"<rate>": accuracy}}]}; "rescaled" is None for a CNN; an accuracy is None where the model
+    could not run (see `unusable_rates`).
+    """
+    curves = []
+    for name, meta, results in evaluated:
+        kind, train_rate = meta["model"], meta["sample_rate"]
+        variants = [("", True)] if kind == "s4" else [("", None)]
+        if kind == "s4" and any(key.endswith("-no-rescale") for key in results):
+            variants.append(("-no-rescale", False))
+        for suffix, rescaled in variants:
+            # Δ unchanged at the training rate is the rescaled run; a rate the model could not take stays None.
+            keys = {rate: str(rate) if rate == train_rate else f"{rate}{suffix}" for rate in rates}
+            values = {str(r): _sweep_value(results[key])[0] if key in results else None for r, key in keys.items()}
+            how = {True: "Δ rescaled (dt_scale = training rate / rate)", False: "Δ unchanged", None: "no Δ"}[rescaled]
+            curves.append(
+                {
+                    "label": f"{name}, {how}",
+                    "model": name,
+                    "kind": kind,
+                    "rescaled": rescaled,
+                    "n_classes": len(meta["classes"]),
+                    "train_rate": train_rate,
+                    "n_clips": max((_sweep_value(result)[1] for result in results.values()), default=0),
+                    "accuracy": values,
+                }
+            )
+    commands = any("commands" in result for _, _, results in evaluated for result in results.values())
+    metric = COMMANDS_METRIC if commands else "accuracy"
+    return {"title": title, "metric": metric, "rates": sorted(set(rates)), "curves": curves}
+
+
 def _model_name(path: Path, meta: dict) -> str:
     return f"{meta['model']}:{path.parent.name}/{path.stem}"
 
@@ -111,6 +259,13 @@ def _print_results(name: str, results: dict[str, dict], classes: Sequence[str]) 
     for key, result in results.items():
         scale, accuracy = result["dt_scale"], result["accuracy"]
         print(f"-- {key} Hz (dt_scale {scale:g}): accuracy {accuracy:.4f} on {result['n_clips']} clips")
+        if "commands" in result:
+            commands, others = result["commands"], result.get("non_commands")
+            line = f"   commands: accuracy {commands['accuracy']:.4f}, rejected {commands['rejected']:.4f}"
+            line += f" of {commands['n_clips']} clips"
+            if others:
+                line += f"; non-commands: rejected {others['rejected']:.4f} of {others['n_clips']} clips"
+            print(line)
         print(f"   {'class':10s} precision recall")
         for word in classes:
             row = result["per_class"][word]
@@ -137,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data", required=True, type=Path, help="a folder in the Speech Commands layout")
     parser.add_argument("--rates", nargs="+", type=int, default=[16000, 8000], help="sampling rates in Hz")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="default: test")
-    parser.add_argument("--subset", choices=("sc10", "sc35"), help="default: the subset the model was trained on")
+    parser.add_argument(
+        "--subset", choices=("sc10", "sc12", "sc35"), help="default: the subset the model was trained on"
+    )
     parser.add_argument(
         "--protocol",
         choices=("official", "s4-paper"),
@@ -147,20 +304,41 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-rescale", action="store_true", help="also run lower rates with dt_scale 1")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, help="write the results here")
-    parser.add_argument("--out", type=Path, help="write confusion-matrix PNGs/JSON (and comparison.png) here")
+    parser.add_argument("--out", type=Path, help="write confusion matrices, comparison.png and the rate sweep here")
     return parser
 
 
+def _subset_of(classes: Sequence[str]) -> str:
+    return {SC10_CLASSES: "sc10", SC12_CLASSES: "sc12"}.get(tuple(classes), "sc35")
+
+
 def dataset_subset(dataset: SpeechCommands) -> str:
-    return "sc10" if len(dataset.classes) == 10 else "sc35"
+    return _subset_of(dataset.classes)
 
 
 def _dataset_for(meta: dict, args: argparse.Namespace) -> SpeechCommands:
     trained_on = meta.get("data", {})
-    same_root = Path(trained_on.get("root", "")).resolve() == args.data.resolve()
+    # Exports name their data folder only (older ones held a full path): its name decides "the model's own folder".
+    trained_root = Path(trained_on.get("root", "")).name
+    same_root = bool(trained_root) and trained_root == args.data.resolve().name
     protocol = args.protocol or (trained_on.get("protocol", "official") if same_root else "official")
-    subset = args.subset or trained_on.get("subset") or ("sc10" if len(meta["classes"]) == 10 else "sc35")
+    subset = args.subset or trained_on.get("subset") or _subset_of(meta["classes"])
     return SpeechCommands(args.data, subset, args.split, sample_rate=meta["sample_rate"], protocol=protocol)
+
+
+def _write_confusions(out: Path, path: Path, name: str, meta: dict, results: dict[str, dict]) -> None:
+    """One confusion-matrix PNG and JSON per rate key, named "<folder>-<stem>-confusion-<key>"."""
+    out.mkdir(parents=True, exist_ok=True)
+    for key, result in results.items():
+        stem = out / f"{path.parent.name}-{path.stem}-confusion-{key}"
+        title = f"{name} at {key} Hz (dt_scale {result['dt_scale']:g}), accuracy {result['accuracy']:.3f}"
+        confusion_png(result["confusion"], meta["classes"], stem.with_suffix(".png"), title)
+        stem.with_suffix(".json").write_text(json.dumps({"classes": meta["classes"], **result}, indent=1))
+
+
+def _data_title(args: argparse.Namespace) -> str:
+    kind = "SYNTHETIC" if describe_data(args.data)["synthetic"] else "real"
+    return f"{args.data.name} ({kind} data), {args.split} split"
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -169,32 +347,43 @@ def run(args: argparse.Namespace) -> dict:
         raise FileNotFoundError(f"data folder {args.data} does not exist")
     if any(rate <= 0 for rate in args.rates):
         raise ValueError(f"sampling rates must be positive, got {args.rates}")
-    entries, table = [], {}
+    entries, table, evaluated = [], {}, []
     for path in [*args.model, *args.compare]:
         model, meta = load_model(path)
         dataset = _dataset_for(meta, args)
-        results = evaluate_model(model, meta, dataset, args.rates, args.downsample, args.no_rescale, args.batch_size)
         name = _model_name(path, meta)
+        skipped = unusable_rates(model, meta, args.rates)
+        for rate, why in skipped.items():
+            log.warning("warning: %s cannot take %d Hz input (%s): that rate is left out", name, rate, why)
+        rates = [rate for rate in args.rates if rate not in skipped]
+        results = evaluate_model(model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size)
         _print_results(name, results, meta["classes"])
         data = {**describe_data(args.data), "split": args.split, "subset": dataset_subset(dataset)}
         data["n_clips"] = len(dataset)
         model_info = {"path": str(path), "kind": meta["model"], "sample_rate": meta["sample_rate"]}
-        model_info["trained_on"] = meta.get("data", {})
-        entries.append({"model": model_info, "data": data, "rates": results})
+        trained_on = dict(meta.get("data", {}))
+        if "heard_speakers" in trained_on:  # the list itself (hundreds of hashes) stays in the model's JSON
+            trained_on["n_heard_speakers"] = len(trained_on.pop("heard_speakers"))
+        model_info["trained_on"] = trained_on
+        entries.append(
+            {"excluded": len(heard_clips(meta, dataset)), "model": model_info, "data": data, "rates": results}
+        )
+        if skipped:
+            entries[-1]["skipped_rates"] = {str(rate): why for rate, why in skipped.items()}
         table[name] = {key: result["accuracy"] for key, result in results.items()}
+        evaluated.append((name, meta, results))
         if args.out:
-            args.out.mkdir(parents=True, exist_ok=True)
-            for key, result in results.items():
-                stem = args.out / f"{path.parent.name}-{path.stem}-confusion-{key}"
-                title = f"{name} at {key} Hz (dt_scale {result['dt_scale']:g}), accuracy {result['accuracy']:.3f}"
-                confusion_png(result["confusion"], meta["classes"], stem.with_suffix(".png"), title)
-                stem.with_suffix(".json").write_text(json.dumps({"classes": meta["classes"], **result}, indent=1))
+            _write_confusions(args.out, path, name, meta, results)
     if len(table) > 1:
         _print_table(table)
         if args.out:
-            kind = "SYNTHETIC" if describe_data(args.data)["synthetic"] else "real"
-            title = f"{args.data.name} ({kind} data), {args.split} split"
-            comparison_png(table, args.out / "comparison.png", title)
+            comparison_png(table, args.out / "comparison.png", _data_title(args))
+    if args.out and len(args.rates) > 2:  # two rates are the paper's 1x/0.5x bars; more make a curve
+        sweep = rate_sweep(evaluated, args.rates, f"{_data_title(args)}: accuracy vs input sampling rate")
+        stem = args.out / f"{args.model[0].stem}{SWEEP_SUFFIX}"
+        rate_sweep_png(sweep, stem.with_suffix(".png"))
+        stem.with_suffix(".json").write_text(json.dumps(sweep, indent=1) + "\n")
+        print(f"rate sweep: {stem.with_suffix('.png')} and .json")
     document = dict(entries[0])
     if len(entries) > 1:
         document["compare"] = entries[1:]

@@ -45,7 +45,7 @@ class SpeechClassifier(L.LightningModule):
     def training_step(self, batch: tuple, batch_idx: int) -> Tensor:
         waveform, label, _ = batch
         logits = self(waveform)
-        loss = F.cross_entropy(logits, label)
+        loss = F.cross_entropy(logits, label, label_smoothing=self.config["optim"]["label_smoothing"])
         self.train_acc(logits, label)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(label))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(label))

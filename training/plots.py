@@ -1,9 +1,10 @@
-"""PNG figures: learning curves from the CSV logs, confusion matrices, and the S4-vs-CNN accuracy bars."""
+"""PNG figures: learning curves from the CSV logs, confusion matrices, S4-vs-CNN bars, accuracy vs sampling rate."""
 
 from __future__ import annotations
 
 import csv
 import os
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -84,7 +85,7 @@ def comparison_png(table: dict[str, dict[str, float]], png: str | os.PathLike, t
     figure, ax = plt.subplots(figsize=(2 + 1.5 * len(columns), 4))
     for i, (name, row) in enumerate(table.items()):
         xs = [c + i * width for c in range(len(columns))]
-        ax.bar(xs, [row.get(col, 0.0) for col in columns], width, label=name)
+        ax.bar(xs, [row.get(col, float("nan")) for col in columns], width, label=name)  # nan: no bar, not 0
     ax.set_xticks([c + width * (len(table) - 1) / 2 for c in range(len(columns))], columns)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
@@ -92,5 +93,50 @@ def comparison_png(table: dict[str, dict[str, float]], png: str | os.PathLike, t
     ax.set_title(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(png, dpi=100)
+    plt.close(figure)
+    return Path(png)
+
+
+def _hz(rate: float) -> str:
+    """4000 → "4k", 11025 → "11.025k": tick labels of the rate axis."""
+    return f"{rate / 1000:g}k"
+
+
+def rate_sweep_figure(sweep: dict) -> plt.Figure:
+    """Accuracy against the input sampling rate (x log-scaled in Hz), from a `training.evaluate.rate_sweep` dict.
+
+    One line per curve (solid: Δ rescaled or a CNN; dashed: S4 with Δ unchanged; gaps where a model could not
+    run), a dotted chance line per number of classes, and a grey line at the training rate.
+    """
+    figure, ax = plt.subplots(figsize=(8, 5))
+    for curve in sweep["curves"]:
+        rates = sorted(int(rate) for rate, value in curve["accuracy"].items() if value is not None)
+        values = [curve["accuracy"][str(rate)] for rate in rates]
+        style = "--" if curve.get("rescaled") is False else "-"
+        ax.plot(rates, values, style, marker="o", markersize=4, label=curve["label"])
+    for shade, n_classes in enumerate(sorted({curve["n_classes"] for curve in sweep["curves"]})):
+        ax.axhline(1 / n_classes, color=str(0.45 * shade), ls=":", lw=1, label=f"chance (1/{n_classes})")
+    for train_rate in sorted({curve["train_rate"] for curve in sweep["curves"]}):
+        ax.axvline(train_rate, color="grey", lw=0.8, alpha=0.6)
+        ax.annotate(f"training rate {train_rate / 1000:g} kHz", (train_rate, 1.01), fontsize=7, color="grey")
+    ax.set_xscale("log")
+    # Rotated and right-anchored: 44.1k and 48k sit close together on a log axis.
+    ax.set_xticks(sweep["rates"], [_hz(rate) for rate in sweep["rates"]], rotation=45, ha="right")
+    plt.setp(ax.get_xticklabels(), rotation_mode="anchor")
+    ax.minorticks_off()  # the given rates are the ticks; log-scale minor ticks would only clutter them
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("input sampling rate (Hz, log scale)")
+    ax.set_ylabel(textwrap.fill(sweep["metric"], 50), fontsize=8)
+    ax.grid(alpha=0.3)
+    # Below the axes: inside, the legend would hide the low end of the curves, where they differ most.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
+    ax.set_title(sweep["title"], fontsize=9)
+    return figure
+
+
+def rate_sweep_png(sweep: dict, png: str | os.PathLike) -> Path:
+    """`rate_sweep_figure` → PNG (cropped to its contents: the legend sits below the axes)."""
+    figure = rate_sweep_figure(sweep)
+    figure.savefig(png, dpi=100, bbox_inches="tight")
     plt.close(figure)
     return Path(png)

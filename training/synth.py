@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from tqdm import tqdm
 
 from training.data import SC10_CLASSES, SC35_CLASSES
+from training.progress import progress_bar
 
 RATE = 16000
 CLIP = RATE  # samples in a one-second clip
@@ -410,7 +410,7 @@ def generate(
     tasks = [(v, words, reps, out, [seed, 2, i]) for i, (v, reps) in enumerate(zip(voices, plan, strict=True))]
     noises = _load_noises(noise_dir, generated)
     workers = max(1, min(workers or os.cpu_count() or 1, len(tasks)))
-    bar = tqdm(total=len(tasks), desc="voices", unit="voice", disable=not progress)
+    bar = progress_bar(len(tasks), "voices", "voice", enabled=progress)  # plain lines in a log file
     written: list[str] = []
     if workers == 1:
         _init_worker(noises)

@@ -28,10 +28,12 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands, SpeechCommandsDataModule
-from training.evaluate import describe_data, evaluate_model
+from training.evaluate import describe_data, evaluate_model, heard_speakers
 from training.export import FORMAT, export_model
 from training.lightning_module import SpeechClassifier
 from training.plots import learning_curves
+from training.progress import is_terminal
+from training.progress_callback import LineProgressCallback
 
 log = logging.getLogger("training.train")
 CLIP_SECONDS = 1
@@ -130,12 +132,9 @@ def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.T
     distributed = args.num_nodes > 1 or (devices != "auto" and devices > 1)
     best = ModelCheckpoint(out / "checkpoints", "best-{epoch}-{step}", monitor="val_acc", mode="max", save_top_k=1)
     last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
-    callbacks = [
-        best,
-        last,
-        LearningRateMonitor("step"),
-        TQDMProgressBar(refresh_rate=1 if sys.stdout.isatty() else 20),
-    ]
+    # A bar on a terminal; in a file or pipe, plain lines instead of thousands of carriage-return redraws.
+    bar = TQDMProgressBar(refresh_rate=1) if is_terminal(sys.stdout) else LineProgressCallback()
+    callbacks = [best, last, LearningRateMonitor("step"), bar]
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=devices,
@@ -144,12 +143,28 @@ def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.T
         sync_batchnorm=distributed and _on_gpu(args.accelerator),  # SyncBatchNorm is CUDA-only
         precision=precision,
         callbacks=callbacks,
+        enable_progress_bar=isinstance(bar, TQDMProgressBar),
         logger=[CSVLogger(out, name="logs"), TensorBoardLogger(out, name="tb")],
         plugins=[AtomicCheckpointIO()],
         default_root_dir=out,
         **settings,
     )
     return trainer, best
+
+
+def data_record(config: dict, root: Path, sample_rate: int) -> dict:
+    """The exported JSON's "data" section: folder name, synthetic or not, description, subset, protocol.
+
+    Real data adds the leak guard: "heard_speakers", the sorted speaker hashes of every training and validation
+    clip (evaluation never scores them), and "provenance" (config data.provenance: where the clips came from).
+    """
+    subset, protocol = config["data"]["subset"], config["data"]["protocol"]
+    record = {**describe_data(root), "subset": subset, "protocol": protocol}
+    if not record["synthetic"]:
+        splits = [SpeechCommands(root, subset, split, sample_rate, protocol) for split in ("train", "validation")]
+        record["heard_speakers"] = heard_speakers(splits)
+        record["provenance"] = config["data"]["provenance"]
+    return record
 
 
 def export_and_test(
@@ -165,15 +180,22 @@ def export_and_test(
         "sample_rate": data.sample_rate,
         "clip_samples": data.sample_rate * CLIP_SECONDS,
         "classes": list(data.classes),
-        "data": {**describe_data(root), "subset": config["data"]["subset"], "protocol": config["data"]["protocol"]},
+        "data": data_record(config, root, data.sample_rate),
         "metrics": {},
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": config,
     }
     test = SpeechCommands(root, config["data"]["subset"], "test", data.sample_rate, config["data"]["protocol"])
-    with torch.no_grad():
+    with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
         results = evaluate_model(model, meta, test, config["test_rates"])
-    meta["metrics"] = {f"test_acc_{key}": result["accuracy"] for key, result in results.items()}
+    meta["metrics"] = {}
+    for key, result in results.items():
+        meta["metrics"][f"test_acc_{key}"] = result["accuracy"]
+        if "commands" in result:  # keyword spotting: the words, and what is rejected as "not a command"
+            meta["metrics"][f"test_commands_acc_{key}"] = result["commands"]["accuracy"]
+            meta["metrics"][f"test_commands_rejected_{key}"] = result["commands"]["rejected"]
+        if "non_commands" in result:
+            meta["metrics"][f"test_non_commands_rejected_{key}"] = result["non_commands"]["rejected"]
     meta["metrics"]["n_parameters"] = sum(p.numel() for p in model.parameters())
     (out / "test_metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     return export_model(model, meta, out / "model.safetensors")
@@ -193,7 +215,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             log.info("nothing to resume in %s: starting a new run", out)
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
-        data = SpeechCommandsDataModule(args.data, sample_rate=16000, seed=config["seed"], **config["data"])
+        loading = {k: v for k, v in config["data"].items() if k != "provenance"}  # provenance is for the export
+        data = SpeechCommandsDataModule(args.data, sample_rate=16000, seed=config["seed"], **loading)
         n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
         out.mkdir(parents=True, exist_ok=True)
         trainer, best = make_trainer(args, config, out)  # before seeding: its errors come without log lines

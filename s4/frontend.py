@@ -1,0 +1,103 @@
+"""A learnable S4D filterbank on the raw waveform: the first layer of a keyword spotter.
+
+One input channel feeds `channels` diagonal SSMs; each is a sum of `modes` damped resonators (a diagonal mode
+with λ = −a + iω rings at ω/2π Hz with bandwidth a/π), started at neighbouring points of a mel scale. Their
+outputs are rectified, averaged over windows of a fixed duration (`hop_ms`) and log-compressed: a learnable,
+rate-aware log-filterbank. Because the windows are a duration, not a number of samples, the frames leave at
+1000/hop_ms Hz whatever the input rate, so the layers after it run at the same step at every rate; only this
+layer's Δ is rescaled.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from s4.ssm import DiagSSM
+
+LOG_FLOOR = 1e-3  # added before the log: an envelope 60 dB below the clip's RMS counts as silence
+RMS_FLOOR = 1e-4  # a clip quieter than −80 dBFS is not amplified further: it is digital silence
+# Clips are filtered a few at a time so that no intermediate exceeds this: glibc serves larger blocks by mmap
+# and returns them on free, and zeroing fresh pages then costs as much system time as the FFTs themselves.
+CHUNK_BYTES = 24 * 2**20
+
+
+def mel_frequencies(n: int, f_min: float, f_max: float) -> Tensor:
+    """n frequencies in Hz, equally spaced on the mel scale m = 2595·log10(1 + f/700), float64 (n,)."""
+    mel = torch.linspace(2595 * math.log10(1 + f_min / 700), 2595 * math.log10(1 + f_max / 700), n, dtype=torch.float64)
+    return 700 * (10 ** (mel / 2595) - 1)
+
+
+def normalize_level(waveform: Tensor) -> Tensor:
+    """Per-clip RMS normalisation, (B, L) → (B, L) with unit RMS: a word means the same whispered or shouted."""
+    rms = waveform.pow(2).mean(-1, keepdim=True).sqrt().clamp_min(RMS_FLOOR)
+    return waveform / rms
+
+
+class SSMFilterbank(nn.Module):
+    """waveform (B, L) at sample_rate / dt_scale → log-envelopes (B, T, channels), T = ⌈L / hop⌉ frames,
+    hop = round(hop_ms · sample_rate / (1000 · dt_scale)) samples.
+
+    The SSM runs with Δ = one sample at `sample_rate` times dt_scale, so a mode keeps its frequency in Hz at any
+    input rate; modes above `alias_cutoff` of the input's Nyquist frequency are switched off (`DiagSSM`).
+    Initial modes: mel-spaced from f_min to f_max, bandwidth = the spacing to their neighbours, unit peak gain.
+    """
+
+    def __init__(
+        self,
+        channels: int = 64,
+        modes: int = 4,
+        f_min: float = 50.0,
+        f_max: float = 7800.0,
+        hop_ms: float = 10.0,
+        sample_rate: int = 16000,
+        alias_cutoff: float = 1.0,
+    ) -> None:
+        super().__init__()
+        if not 0 < f_min < f_max < sample_rate / 2:
+            raise ValueError(f"need 0 < f_min < f_max < {sample_rate / 2:g} Hz (Nyquist), got {f_min}, {f_max}")
+        if hop_ms * sample_rate / 1000 < 1:
+            raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
+        self.channels, self.sample_rate, self.hop_ms = channels, sample_rate, hop_ms
+        self.ssm = DiagSSM(channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff)
+        frequencies = mel_frequencies(channels * modes + 2, f_min, f_max)
+        bandwidth = (frequencies[2:] - frequencies[:-2]) / 2  # Hz, the local spacing
+        omega = 2 * math.pi * frequencies[1:-1] / sample_rate  # rad per sample
+        neg_real = math.pi * bandwidth / sample_rate
+        with torch.no_grad():
+            self.ssm.log_neg_real.copy_(torch.log(neg_real).view(channels, modes))
+            self.ssm.imag.copy_(omega.view(channels, modes))
+            # ZOH gain at resonance ≈ 1/a: C = a makes every mode's peak gain about one.
+            self.ssm.C.copy_(torch.stack([neg_real, torch.zeros_like(neg_real)], -1).view(channels, modes, 2))
+
+    def hop(self, dt_scale: float = 1.0) -> int:
+        """Samples per frame at the input rate sample_rate / dt_scale."""
+        return max(1, round(self.hop_ms * self.sample_rate / (1000 * dt_scale)))
+
+    def forward(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
+        """waveform (B, L) → log-envelopes (B, ⌈L / hop⌉, channels), float32."""
+        L = waveform.shape[-1]
+        with torch.autocast(waveform.device.type, enabled=False):
+            n, hop = 2 * L, self.hop(dt_scale)
+            # One input channel: its FFT is taken once and shared by every filter.
+            U = torch.fft.rfft(normalize_level(waveform.float()), n=n)  # (B, n/2 + 1)
+            K = torch.fft.rfft(self.ssm.kernel(L, dt_scale), n=n)  # (channels, n/2 + 1)
+            chunk = max(1, CHUNK_BYTES // (K.numel() * K.element_size()))
+            envelope = torch.cat([
+                F.avg_pool1d(torch.fft.irfft(part[:, None] * K, n=n)[..., :L].abs(), hop, hop, ceil_mode=True)
+                for part in U.split(chunk)
+            ])  # fmt: skip
+        return torch.log(envelope + LOG_FLOOR).transpose(1, 2)
+
+
+def build_filterbank(options: dict) -> SSMFilterbank:
+    """An `SSMFilterbank` from a config mapping; an unknown option is a ValueError that names it."""
+    known = set(inspect.signature(SSMFilterbank).parameters)
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown frontend option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return SSMFilterbank(**options)

@@ -1,0 +1,123 @@
+"""The S4D filterbank front end: against a direct float64 convolution, across sampling rates, the alias cutoff."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from s4 import S4Classifier
+from s4.frontend import LOG_FLOOR, SSMFilterbank, mel_frequencies, normalize_level
+from s4.ssm import DiagSSM
+
+
+def test_mel_frequencies_span_and_grow_apart():
+    f = mel_frequencies(20, 50.0, 7800.0)
+    assert f.dtype == torch.float64 and f.shape == (20,)
+    assert f[0].item() == pytest.approx(50.0) and f[-1].item() == pytest.approx(7800.0)
+    gaps = f.diff()
+    assert (gaps > 0).all() and (gaps.diff() > 0).all()  # mel: wider apart the higher they go
+
+
+def test_filterbank_matches_direct_convolution():
+    torch.manual_seed(0)
+    bank = SSMFilterbank(channels=3, modes=2, f_min=100.0, f_max=3000.0, hop_ms=5.0, sample_rate=8000)
+    wave = torch.randn(2, 400) * 0.3
+    features = bank(wave)
+    assert features.shape == (2, 10, 3) and features.dtype == torch.float32
+    # Reference in float64: the kernel, a direct causal convolution, |·|, 40-sample means, log.
+    with torch.no_grad():
+        k = bank.ssm.kernel(400).double().numpy()
+    u = normalize_level(wave.double()).numpy()
+    expected = np.empty((2, 10, 3))
+    for b in range(2):
+        for h in range(3):
+            y = np.convolve(u[b], k[h])[:400]
+            expected[b, :, h] = np.log(np.abs(y).reshape(10, 40).mean(1) + LOG_FLOOR)
+    np.testing.assert_allclose(features.detach().numpy(), expected, atol=2e-4)
+
+
+def test_filterbank_gradients_reach_every_parameter():
+    bank = SSMFilterbank(channels=4, modes=2)
+    bank(torch.randn(3, 1600)).sum().backward()
+    for name, parameter in bank.named_parameters():
+        assert parameter.grad is not None and torch.isfinite(parameter.grad).all(), name
+        assert parameter.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("rate, dt_scale, hop", [(16000, 1.0, 160), (8000, 2.0, 80), (44100, 16000 / 44100, 441)])
+def test_frames_are_a_duration(rate, dt_scale, hop):
+    bank = SSMFilterbank(channels=2, modes=2)
+    assert bank.hop(dt_scale) == hop
+    assert bank(torch.randn(1, rate), dt_scale).shape == (1, 100, 2)
+
+
+def test_a_tone_gives_the_same_envelopes_at_half_the_rate():
+    """A 600 Hz tone at 16 kHz and at 8 kHz with Δ doubled: every mode keeps its frequency in Hz, so the
+    channels that hear the tone (within 13 dB of the strongest) agree after the first frames' transients.
+    Far from the tone ZOH's hold of the input between samples shows, more so at the coarser step."""
+    bank = SSMFilterbank(channels=8, modes=2, f_min=100.0, f_max=3500.0)
+    t16, t8 = torch.arange(16000) / 16000, torch.arange(8000) / 8000
+    with torch.no_grad():
+        at16 = bank(torch.sin(2 * math.pi * 600 * t16)[None])
+        at8 = bank(torch.sin(2 * math.pi * 600 * t8)[None], dt_scale=2.0)
+    assert at16.shape == at8.shape
+    level = at16[0, 5:].mean(0)
+    heard = level > level.max() - 1.5
+    assert 2 <= heard.sum() < 8
+    torch.testing.assert_close(at8[0, 5:, heard], at16[0, 5:, heard], atol=0.05, rtol=0)
+
+
+def test_modes_above_the_nyquist_frequency_switch_off():
+    ssm = DiagSSM(2, 4, alias_cutoff=0.9, dt_min=1.0, dt_max=1.0)
+    with torch.no_grad():
+        ssm.imag.copy_(torch.tensor([[0.5, 2.0], [1.0, 2.5]]))  # rad per sample at dt_scale 1
+    reference = DiagSSM(2, 4, dt_min=1.0, dt_max=1.0)
+    reference.load_state_dict(ssm.state_dict())
+    with torch.no_grad():
+        torch.testing.assert_close(ssm.kernel(64), reference.kernel(64))  # all below 0.9π at dt_scale 1
+        # At dt_scale 2 the modes at 2.0 and 2.5 rad per sample reach 4 and 5 > 0.9π: only theirs go.
+        reference.C[:, 1] = 0
+        torch.testing.assert_close(ssm.kernel(64, 2.0), reference.kernel(64, 2.0))
+    with pytest.raises(ValueError, match="alias_cutoff"):
+        DiagSSM(2, 4, alias_cutoff=1.5)
+
+
+def test_filterbank_rejects_bad_bands():
+    with pytest.raises(ValueError, match="Nyquist"):
+        SSMFilterbank(f_max=9000.0)
+    with pytest.raises(ValueError, match="hop_ms"):
+        SSMFilterbank(hop_ms=0.01)
+    with pytest.raises(ValueError, match="unknown frontend option.*f_maks"):
+        S4Classifier(12, d_model=8, n_layers=1, d_state=4, frontend={"f_maks": 3000.0})
+
+
+def test_level_normalisation_leaves_digital_silence_alone():
+    assert normalize_level(torch.zeros(1, 100)).abs().max() == 0
+    loud, quiet = torch.randn(1, 1000), torch.randn(1, 1000)
+    torch.testing.assert_close(normalize_level(loud), normalize_level(loud * 0.01))
+    assert normalize_level(quiet).pow(2).mean().item() == pytest.approx(1.0, rel=1e-5)
+
+
+def test_classifier_with_filterbank():
+    frontend = {"channels": 6, "modes": 2, "f_min": 80.0, "f_max": 3500.0, "hop_ms": 10.0, "sample_rate": 8000}
+    model = S4Classifier(12, d_model=8, n_layers=2, d_state=4, mode="diag", bidirectional=True, norm="layer",
+                         l_max=8000, frontend=frontend)  # fmt: skip
+    assert model.blocks[0].s4.ssm.channels == 16  # two directions of H=8, over 100 frames
+    logits = model(torch.randn(2, 8000))
+    assert logits.shape == (2, 12)
+    logits.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    model.eval()
+    with torch.no_grad():
+        assert model(torch.randn(2, 4000), dt_scale=2.0).shape == (2, 12)
+    with pytest.raises(ValueError, match="step"):
+        model.initial_state(1)
+
+
+def test_only_the_filterbank_is_rescaled():
+    frontend = {"channels": 4, "modes": 2, "hop_ms": 10.0}
+    with_bank = S4Classifier(12, d_model=8, n_layers=2, d_state=4, mode="diag", bidirectional=True, frontend=frontend)
+    plain = S4Classifier(10, d_model=8, n_layers=2, d_state=4, mode="diag")
+    assert with_bank.rescaled_ssms() == [with_bank.frontend.ssm] and not with_bank.causal
+    assert plain.rescaled_ssms() == [block.s4.ssm for block in plain.blocks] and plain.causal
