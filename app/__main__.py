@@ -13,7 +13,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from app.handlers import DEFAULT_MODEL
+    from app.bundle import DEFAULT_MODEL
 
     parser = argparse.ArgumentParser(
         prog="python -m app", description="Serve the S4 speech-commands demo (offline; http://127.0.0.1:7860)."
@@ -26,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's own start-up requests: noise in the log
 
-    from app.handlers import load_bundle
+    from app.bundle import load_bundle
     from app.ui import build_demo
     from training.export import ModelFileError
 

@@ -1,18 +1,28 @@
-"""Live mode: classify microphone audio as it streams in, with the recurrent (step) view of a causal S4 model.
+"""Live mode: classify microphone audio as it streams in, and list the commands heard.
 
-Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and fed through the recurrent
-view, `model.step_chunk`: the state carried from the last chunk plus this chunk's samples, O(N) per sample and
-channel, nothing recomputed (exactly what calling `model.step` sample by sample gives, without Python's
-per-sample overhead). The features the model emits over the last second are averaged and sent through
-`model.head`, which is what `forward` does for a one-second clip. Should stepping still be slower than real
-time (a large model on a slow CPU), the "auto" engine notices on the first chunk and answers each chunk with
-`forward` on the last second of audio instead. The status line reports the measured real-time factor.
+Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and goes two ways:
+
+- the **list** (`app.live.Listener`): a voice-activity gate cuts the stream into utterances, and each one is
+  classified once, with `forward` on a one-second window centred on it. The same word gets the same answer
+  wherever it falls in the stream; silence and "not a command" never enter the list.
+- the **label**, updated while someone speaks, by one of two engines:
+  - "step": the recurrent view of a causal S4 model, `model.step_chunk`: the state carried from the last chunk
+    plus this chunk's samples, O(N) per sample and channel (exactly what `model.step` gives sample by sample,
+    without Python's per-sample overhead). The features of the last second are averaged and sent through
+    `model.head`, which is what `forward` does for a one-second clip. The state is reset when an utterance
+    ends: training clips start from a zero state, and a carried state turned a repeated word into others.
+  - "window": `forward` on the last second of audio, at most every LABEL_HOP_SECONDS of audio heard. It is
+    the only engine for a model without a step view (bidirectional S4, CNN), and the "auto" fallback when
+    stepping is slower than real time.
+  When nobody speaks, the label holds the answer for the last utterance.
+The status line says which engine runs and why, and the measured real-time factor.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -20,15 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from app.handlers import (
-    SILENCE_DBFS,
-    LoadedModel,
-    one_thread,
-    parse_rate,
-    probabilities,
-    rms_dbfs,
-    window_samples,
-)
+from app.bundle import LoadedModel, one_thread, parse_rate, probabilities, top, window_samples
+from app.live import MIN_CONFIDENCE, Listener
 from training.audio import AudioError, pad_or_trim, resample, to_mono_float32
 from training.inference import dt_scale_for, predict_logits
 
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "step", "window")
 PROBE_SECONDS = 0.05  # audio stepped to measure the step view's speed before "auto" commits to it
+LABEL_HOP_SECONDS = 0.25  # the window engine's label: one forward per this much audio, not per 0.1 s chunk
 
 
 class StreamResampler:
@@ -82,10 +86,10 @@ class LiveSession:
     rate: int  # the rate the model sees
     mic_rate: int  # the rate the microphone chunks arrive at
     engine: str = "auto"  # asked for; `using` is what runs
+    min_confidence: float = MIN_CONFIDENCE  # below it a command stays off the list
     using: str = field(init=False)  # the engine that runs: "step" or "window"
-    state: list = field(init=False)  # the model's recurrent state
-    features: deque = field(init=False)  # emitted step features of the last window, each (1, H)
-    audio: torch.Tensor = field(init=False)  # the last window of audio at `rate`
+    why: str = field(init=False)  # why that engine runs
+    label: dict[str, float] | None = field(init=False, default=None)  # what the live label shows
     heard: float = 0.0  # seconds of audio received
     busy: float = 0.0  # seconds spent computing
     step_rtf: float | None = None  # measured seconds of stepping per second of audio
@@ -93,30 +97,78 @@ class LiveSession:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown live engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        model = self.bundle.model
         self.dt_scale = dt_scale_for(self.bundle.meta, self.rate)
         self.window = window_samples(self.bundle, self.rate)
-        pooling = math.prod(getattr(block, "pool", 1) for block in model.blocks)
-        self.features = deque(maxlen=max(1, self.window // pooling))
-        self.state = model.initial_state(1)
-        self.audio = torch.zeros(0)
+        self.audio = torch.zeros(0)  # the last window of audio at `rate`
         self.resampler = StreamResampler(self.mic_rate, self.rate)
-        self.using = "window" if self.engine == "window" else "step"
+        self.listener = Listener(
+            self.rate, self.window, self._probabilities, not self.bundle.rejects, self.min_confidence
+        )
+        self.lock = threading.Lock()  # the stream and the stop event may call in on two threads
+        self.since_label = math.inf  # samples since the window engine's last label
+        missing = self.bundle.step_view_missing
+        if self.engine == "window" or missing is not None:
+            self.using = "window"
+            self.why = "chosen" if self.engine == "window" else missing
+        else:
+            self.using, self.why = "step", "the model is causal"
+            self._reset_step()
 
     def feed(self, mic_chunk: torch.Tensor) -> dict[str, float] | None:
-        """A microphone chunk (k,) → probabilities over the last second heard (None before any output)."""
-        start = time.perf_counter()
-        chunk = self.resampler.push(mic_chunk)
-        self.audio = torch.cat([self.audio, chunk])[-self.window :]
+        """A microphone chunk (k,) → what the live label shows now (None before anyone has spoken)."""
+        with self.lock:
+            start = time.perf_counter()
+            chunk = self.resampler.push(mic_chunk)
+            self.audio = torch.cat([self.audio, chunk])[-self.window :]
+            if self.using == "step":
+                self._step_through(chunk)
+            self._update(chunk)
+            self.busy += time.perf_counter() - start
+            self.heard += chunk.shape[0] / self.rate
+            return self.label
+
+    def finish(self) -> dict[str, float] | None:
+        """The stream stopped: classify the utterances still waiting for the rest of their window."""
+        with self.lock:
+            self.listener.finish()
+            if self.listener.last is not None:
+                self.label = self.listener.last[1]
+            return self.label
+
+    def _update(self, chunk: torch.Tensor) -> None:
+        """After a chunk: a classified utterance sets the label; while someone speaks, the engine updates it."""
+        closed, classified = self.listener.closed, self.listener.last
+        self.listener.push(chunk)
+        if self.using == "step" and self.listener.closed != closed:
+            # Reset after the whole chunk was stepped: a word starting in the same chunk loses its first part
+            # in the label only (at most one chunk); the list does not use the step view.
+            self._reset_step()
+        if self.listener.last is not classified:
+            self.label = self.listener.last[1]
+        elif self.listener.gate.is_open:
+            self.label = self._engine_label(chunk.shape[0]) or self.label
+
+    def _engine_label(self, new_samples: int) -> dict[str, float] | None:
         if self.using == "step":
-            self._step_through(chunk)
-        if self.using == "window":
-            logits = self._window_logits()
-        else:
             logits = self._step_logits()
-        self.busy += time.perf_counter() - start
-        self.heard += chunk.shape[0] / self.rate
-        return None if logits is None else probabilities(logits, self.bundle.classes)
+            return None if logits is None else probabilities(logits, self.bundle.classes)
+        self.since_label += new_samples
+        if self.since_label < LABEL_HOP_SECONDS * self.rate:
+            return None
+        self.since_label = 0
+        return self._probabilities(pad_or_trim(self.audio, self.window))
+
+    def _probabilities(self, clip: torch.Tensor) -> dict[str, float]:
+        """`forward` on one window (W,) at the model's rate, Δ rescaled by training.inference."""
+        with torch.inference_mode(), one_thread():
+            logits = predict_logits(self.bundle.model, self.bundle.meta, clip[None], self.rate)[0].float()
+        return probabilities(logits, self.bundle.classes)
+
+    def _reset_step(self) -> None:
+        model = self.bundle.model
+        pooling = math.prod(getattr(block, "pool", 1) for block in model.blocks)
+        self.features: deque = deque(maxlen=max(1, self.window // pooling))  # step features, each (1, H)
+        self.state = model.initial_state(1)
 
     def _step_through(self, chunk: torch.Tensor) -> None:
         probe = chunk.shape[0] if self.engine == "step" or self.step_rtf is not None else int(PROBE_SECONDS * self.rate)
@@ -127,6 +179,7 @@ class LiveSession:
             if self.engine == "auto" and self.step_rtf > 1:
                 log.info("step view runs at %.1fx real time: live mode falls back to windowed forward", self.step_rtf)
                 self.using = "window"
+                self.why = f"fallback: stepping measured at {self.step_rtf:.1f}x real time"
                 return
         self._step(chunk[probe:])
 
@@ -142,27 +195,24 @@ class LiveSession:
         with torch.inference_mode():
             return self.bundle.model.head(torch.cat(list(self.features)).mean(0, keepdim=True))[0]
 
-    def _window_logits(self) -> torch.Tensor:
-        clip = pad_or_trim(self.audio, self.window)[None]
-        with torch.inference_mode(), one_thread():
-            return predict_logits(self.bundle.model, self.bundle.meta, clip, self.rate)[0].float()
-
     def status(self) -> str:
-        """One line: engine, rate, dt_scale and the measured real-time factor."""
+        """Markdown: engine and why, rate, dt_scale, the real-time factor; then what the listener hears."""
         rtf = self.busy / self.heard if self.heard else 0.0
-        engine = "recurrent step view" if self.using == "step" else "forward on the last second (fallback)"
-        text = f"Live: {engine} at {self.rate} Hz, dt_scale {self.dt_scale:.3g}; {self.heard:.1f} s heard, "
-        text += f"compute {rtf:.2f}x real time"
-        if self.step_rtf is not None:
+        engine = "recurrent step view" if self.using == "step" else "window engine: forward on the last second"
+        text = f"Live: {engine} ({self.why}) at {self.rate} Hz, dt_scale {self.dt_scale:.3g}; "
+        text += f"{self.heard:.1f} s heard, compute {rtf:.2f}x real time"
+        if self.step_rtf is not None and self.using == "step":
             text += f" (stepping measured at {self.step_rtf:.1f}x real time)"
-        return text + "."
+        return text + ".  \n" + self._hearing()
 
-
-def live_unavailable(bundle: LoadedModel) -> str:
-    """Why live mode cannot run this model (only causal S4 models have a recurrent step view)."""
-    if bundle.kind == "cnn":
-        return "Live mode needs a causal S4 model: a CNN has no recurrent step view."
-    return "Live mode needs a causal S4 model: a bidirectional S4 layer sees the future and has no step view."
+    def _hearing(self) -> str:
+        if self.listener.gate.is_open:
+            return "Hearing something…"
+        if self.listener.last is None:
+            return "Listening… (silence so far)"
+        utterance, label = self.listener.last
+        word, p = top(label)
+        return f"Listening… the last sound ({utterance.start / self.rate:.1f} s) was **{word}** ({p:.0%})."
 
 
 def live_step(
@@ -171,14 +221,12 @@ def live_step(
     session: LiveSession | None,
     rate_choice: str | None = "16000",
     engine: str = "auto",
-) -> tuple[dict[str, float] | None, str, LiveSession | None]:
-    """One streamed microphone chunk (rate, samples) → (probabilities, status markdown, session)."""
+) -> tuple[dict[str, float] | None, str, list[list], LiveSession | None]:
+    """One streamed microphone chunk (rate, samples) → (label, status markdown, commands heard, session)."""
     if bundle is None:
-        return None, "⚠️ No model is loaded.", None
-    if not bundle.causal:
-        return None, f"⚠️ {live_unavailable(bundle)}", None
+        return None, "⚠️ No model is loaded.", [], None
     if chunk is None:
-        return None, "Press Record to start listening.", session
+        return None, "Press Record to start listening.", _rows(session), session
     native_rate, samples = chunk
     try:
         wave = to_mono_float32(samples, native_rate, name="microphone chunk")
@@ -187,10 +235,20 @@ def live_step(
         label = session.feed(wave)
     except (AudioError, ValueError) as error:
         log.warning("live chunk rejected: %s", error)
-        return None, f"⚠️ {error}", session
+        return None, f"⚠️ {error}", _rows(session), session
     except Exception as error:  # keep the stream alive and say why, rather than a bare "Error" badge
         log.exception("live mode failed")
-        return None, f"⚠️ Live mode failed: {error}", None
-    if rms_dbfs(session.audio) < SILENCE_DBFS:
-        return None, session.status() + "  \nListening… (silence so far)", session
-    return label, session.status(), session
+        return None, f"⚠️ Live mode failed: {error}", _rows(session), None
+    return label, session.status(), _rows(session), session
+
+
+def live_finish(session: LiveSession | None) -> tuple[dict[str, float] | None, str, list[list], LiveSession | None]:
+    """Recording stopped: classify what still waits → (label, status, commands heard, session)."""
+    if session is None:
+        return None, "", [], None
+    label = session.finish()
+    return label, session.status(), _rows(session), session
+
+
+def _rows(session: LiveSession | None) -> list[list]:
+    return session.listener.rows() if session is not None else []

@@ -56,3 +56,34 @@ def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "metrics": {"test_acc_16000": 0.1},
     }
     return export_model(S4Classifier(**kwargs).eval(), meta, tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")
+
+
+@pytest.fixture(scope="session")
+def tiny_sc12_bidirectional_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised BIDIRECTIONAL S4Classifier with the 12 keyword-spotting classes (the ten
+    words, `_silence_`, `_unknown_`), exported with training.export (seed 0). No recurrent step view.
+
+    Random weights: tests may check which classes and names appear, never which one wins.
+    """
+    import torch
+
+    from s4 import S4Classifier
+    from training.export import FORMAT, export_model
+
+    classes = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_"]
+    torch.manual_seed(0)
+    kwargs = dict(
+        n_classes=len(classes), d_model=8, n_layers=1, d_state=4, mode="diag", bidirectional=True, pool=[4],
+        dropout=0.0,
+    )  # fmt: skip
+    meta = {
+        "format": FORMAT,
+        "model": "s4",
+        "model_kwargs": kwargs,
+        "sample_rate": 16000,
+        "clip_samples": 16000,
+        "classes": classes,
+        "data": {"synthetic": True, "description": "untrained 12-class test model (random weights)"},
+    }
+    path = tmp_path_factory.mktemp("tiny_sc12") / "tiny_sc12.safetensors"
+    return export_model(S4Classifier(**kwargs).eval(), meta, path)

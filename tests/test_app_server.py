@@ -14,7 +14,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from gradio_client import Client, handle_file  # noqa: E402
 
-from app.handlers import load_bundle  # noqa: E402
+from app.bundle import load_bundle  # noqa: E402
 from app.ui import EXAMPLES, build_demo  # noqa: E402
 
 WORDS = {"yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"}
@@ -71,5 +71,16 @@ def test_app_starts_without_a_model() -> None:
             handle_file(str(EXAMPLES / "yes.wav")), "16000", False, api_name="/classify"
         )
         assert "No model is loaded" in status
+    finally:
+        demo.close()
+
+
+def test_12_class_model_over_http(tiny_sc12_bidirectional_export: Path) -> None:
+    demo, url = serve(load_bundle(tiny_sc12_bidirectional_export))
+    try:
+        label, *_ = Client(url, verbose=False).predict(
+            handle_file(str(EXAMPLES / "no.wav")), "16000", False, api_name="/classify"
+        )
+        assert {c["label"] for c in label["confidences"]} <= WORDS | {"silence", "not a command"}
     finally:
         demo.close()

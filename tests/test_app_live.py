@@ -1,0 +1,282 @@
+"""Live mode, called directly: the voice gate, the list of commands heard, the step and window engines, rates.
+
+A tiny untrained model cannot recognise words, so the list tests use `KeywordStub`, a module with
+S4Classifier's forward signature whose answers are known in advance from the window it is given.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from app import handlers, live, streaming
+from app.bundle import LoadedModel, load_bundle, probabilities
+from app.ui import build_demo
+from training.audio import load_audio, resample
+from training.export import FORMAT, export_model, load_model
+from training.inference import predict_logits
+
+EXAMPLES = Path(handlers.__file__).parent / "examples"
+WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+SC12 = [*WORDS, "_silence_", "_unknown_"]
+
+
+class KeywordStub(nn.Module):
+    """forward(waveform (B, L), dt_scale) → logits (B, 12) with known answers, each at 97% confidence:
+
+    - quiet (RMS below −50 dBFS) or noise (a flat spectrum: `handlers.spectral_flatness` > 0.1) → `_silence_`
+    - a pure tone (one frequency bin holds most of the energy) → `_unknown_` (a beep is not a command)
+    - the energy centroid more than 0.1 window from the middle (a window that cuts the sound) → `_unknown_`
+    - otherwise `word`.
+    So a command is heard only by a window centred on it. The dt_scales it is called with are recorded.
+    """
+
+    def __init__(self, word: str = "stop") -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(1))  # predict_logits asks the parameters for the device
+        self.word = word
+        self.dt_scales: list[float] = []
+
+    def answer(self, wave: torch.Tensor) -> str:
+        energy = wave.double().pow(2)
+        if 10 * math.log10(float(energy.mean()) + 1e-20) < -50 or handlers.spectral_flatness(wave) > 0.1:
+            return "_silence_"
+        power = torch.fft.rfft(wave.double()).abs().pow(2)
+        if float(power.max() / power.sum()) > 0.3:
+            return "_unknown_"
+        centroid = float((energy * torch.arange(wave.shape[0])).sum() / energy.sum()) / wave.shape[0]
+        return self.word if abs(centroid - 0.5) < 0.1 else "_unknown_"
+
+    causal = False  # like the bundled model: live mode runs windows
+
+    def rescaled_ssms(self) -> list[nn.Module]:
+        return []
+
+    def forward(self, waveform: torch.Tensor, dt_scale: float = 1.0) -> torch.Tensor:
+        self.dt_scales.append(dt_scale)
+        logits = torch.zeros(waveform.shape[0], len(SC12))
+        for i, wave in enumerate(waveform):
+            logits[i, SC12.index(self.answer(wave))] = 6.0  # softmax: e^6 / (e^6 + 11) = 97%
+        return logits
+
+
+def stub_bundle(word: str = "stop") -> LoadedModel:
+    meta = {"format": FORMAT, "model": "s4", "model_kwargs": {}, "sample_rate": 16000, "clip_samples": 16000}
+    return LoadedModel(KeywordStub(word), {**meta, "classes": SC12}, Path("stub.safetensors"))
+
+
+@pytest.fixture(scope="module")
+def bundle(tiny_s4_export: Path) -> LoadedModel:
+    return load_bundle(tiny_s4_export)
+
+
+def _chunks(wave: torch.Tensor, rate: int, seconds: float = 0.1) -> list[tuple[int, np.ndarray]]:
+    """A clip as the browser streams it: int16 chunks at the microphone's rate."""
+    pcm = (wave.clamp(-1, 1).numpy() * 32767).astype(np.int16)
+    size = int(seconds * rate)
+    return [(rate, pcm[i : i + size]) for i in range(0, pcm.shape[0], size)]
+
+
+def _stream(bundle, wave: torch.Tensor, mic_rate: int, rate_choice: str = "16000", engine: str = "auto"):
+    """Feed `wave` (at mic_rate) through live_step in 0.1 s chunks → (label, status, rows, session) at the end."""
+    session, label, status, rows = None, None, "", []
+    for chunk in _chunks(wave, mic_rate):
+        label, status, rows, session = streaming.live_step(bundle, chunk, session, rate_choice, engine)
+    return label, status, rows, session
+
+
+def _silence(seconds: float, rate: int = 16000) -> torch.Tensor:
+    return torch.zeros(round(seconds * rate))
+
+
+def _with_pauses(clips: list[torch.Tensor], pauses: list[float], rate: int = 16000) -> tuple[torch.Tensor, list]:
+    """pause, clip, pause, clip, ..., pause → (the stream, each clip's start in seconds)."""
+    parts, starts, at = [_silence(pauses[0], rate)], [], pauses[0]
+    for clip, pause in zip(clips, pauses[1:], strict=True):
+        starts.append(at)
+        parts += [clip, _silence(pause, rate)]
+        at += clip.shape[0] / rate + pause
+    return torch.cat(parts), starts
+
+
+# ---- the list of commands heard ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mic_rate", "rate_choice", "dt_scale"), [(48000, "16000", 1.0), (16000, "8000", 2.0)])
+def test_a_word_said_three_times_is_listed_three_times(mic_rate: int, rate_choice: str, dt_scale: float) -> None:
+    # The word without the clip's quiet ends: half a second, so only a window centred on it hears "stop".
+    stop = load_audio(EXAMPLES / "stop.wav")[4000:12800]
+    wave, starts = _with_pauses([stop, stop, stop], [0.63, 0.87, 0.51, 1.2])  # pauses of any length
+    stub = stub_bundle("stop")
+    label, status, rows, session = _stream(stub, resample(wave, 16000, mic_rate), mic_rate, rate_choice)
+    assert [row[1:] for row in rows] == [["stop", "97%"]] * 3
+    times = [row[0] for row in rows][::-1]  # newest first on screen
+    assert all(start - 0.05 <= t <= start + 0.3 for t, start in zip(times, starts, strict=True))
+    assert session.listener.closed == 3 and session.dt_scale == dt_scale and set(stub.model.dt_scales) == {dt_scale}
+    assert session.using == "window" and "window engine" in status and "no recurrent step view" in status
+    assert label["stop"] > 0.9 and "last sound" in status and "**stop** (97%)" in status
+
+
+def test_silence_noise_and_non_commands_stay_off_the_list() -> None:
+    rng = np.random.default_rng(0)
+    stop = load_audio(EXAMPLES / "stop.wav")
+    noise = torch.tensor(rng.standard_normal(8000), dtype=torch.float32) * 0.1
+    beep = 0.3 * torch.sin(2 * math.pi * 1000 * torch.arange(6400) / 16000)
+    wave, _ = _with_pauses([stop, noise, beep, stop], [0.5, 0.8, 0.8, 0.8, 1.0])
+    _, _, rows, session = _stream(stub_bundle("stop"), wave, 16000)
+    assert session.listener.closed == 4  # the gate opened for all four sounds ...
+    assert [row[1] for row in rows] == ["stop", "stop"]  # ... and only the commands were listed
+    assert rows[0][0] > 3.5 > rows[1][0]
+
+
+def test_stopping_mid_stream_classifies_what_waits() -> None:
+    wave, _ = _with_pauses([load_audio(EXAMPLES / "stop.wav")[:12000]], [0.6, 0.0])  # stopped at the word's end
+    _, _, rows, session = _stream(stub_bundle("stop"), wave, 16000)
+    assert rows == [] and session.listener.gate.is_open
+    label, status, rows, session = streaming.live_finish(session)
+    assert [row[1] for row in rows] == ["stop"] and label["stop"] > 0.9
+    assert streaming.live_finish(None) == (None, "", [], None)
+
+
+def test_step_engine_forgets_between_words(bundle, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The causal model's recurrent state is reset after each utterance, and the list is classified by
+    centred windows: the same clip repeated gets the same answer and the same confidence every time.
+    """
+    resets = []
+    reset = streaming.LiveSession._reset_step
+    monkeypatch.setattr(streaming.LiveSession, "_reset_step", lambda self: resets.append(1) or reset(self))
+    yes = load_audio(EXAMPLES / "yes.wav")
+    wave, _ = _with_pauses([yes, yes, yes], [0.7, 0.7, 0.7, 0.7])
+    session = streaming.LiveSession(bundle, 16000, 16000, "step", min_confidence=0.0)  # random model: unsure
+    for _, chunk in _chunks(wave, 16000):
+        session.feed(torch.from_numpy(chunk.astype(np.float32) / 32767))
+    assert session.using == "step" and len(resets) == 1 + 3
+    words = {row[1] for row in session.listener.rows()}
+    confidences = [h.confidence for h in session.listener.heard]
+    assert len(words) == 1 and words <= set(WORDS) and len(confidences) == 3
+    assert np.allclose(confidences, confidences[0], atol=1e-4)
+
+
+def test_list_keeps_the_newest_entries() -> None:
+    listener = live.Listener(16000, 16000, lambda clip: {"stop": 0.9, "go": 0.1}, check_noise=False)
+    for n in range(live.MAX_ENTRIES + 5):
+        listener.waiting.append(live.Utterance(n * 16000, n * 16000 + 8000, n * 16000 + 4000))
+        listener.finish()
+    assert len(listener.rows()) == live.MAX_ENTRIES and listener.rows()[0] == [
+        float(live.MAX_ENTRIES + 4),
+        "stop",
+        "90%",
+    ]
+
+
+# ---- the voice gate ---------------------------------------------------------------------------------------
+
+
+def _gate(wave: torch.Tensor, rate: int = 16000, chunk: int = 1600) -> list[live.Utterance]:
+    gate, closed = live.VoiceGate(rate, rate), []
+    for i in range(0, wave.shape[0], chunk):
+        closed += gate.push(wave[i : i + chunk])
+    return closed + gate.flush()
+
+
+@pytest.mark.parametrize("rate", [16000, 8000])
+def test_gate_finds_a_sound_and_its_centre(rate: int) -> None:
+    tone = 0.2 * torch.sin(2 * math.pi * 440 * torch.arange(round(0.4 * rate)) / rate)
+    wave = torch.cat([_silence(0.77, rate), tone, _silence(1.0, rate)])
+    (utterance,) = _gate(wave, rate)
+    assert abs(utterance.centre / rate - (0.77 + 0.2)) < 0.005
+    assert abs(utterance.start / rate - 0.77) <= live.FRAME_SECONDS and utterance.end / rate < 1.2
+
+
+def test_gate_follows_the_noise_floor() -> None:
+    rng = np.random.default_rng(1)
+    noise = torch.tensor(rng.standard_normal(16000 * 4), dtype=torch.float32) * 0.01  # −40 dBFS, steady
+    assert _gate(noise) == []  # a steady room is not a voice, once the floor has been measured
+    word = load_audio(EXAMPLES / "off.wav") * 4
+    (utterance,) = _gate(torch.cat([noise, word, noise]))
+    assert 4.0 < utterance.centre / 16000 < 5.0
+
+
+def test_gate_ignores_clicks_and_splits_endless_sound() -> None:
+    click = torch.cat([_silence(1.0), torch.full((80,), 0.5), _silence(1.0)])  # 5 ms
+    assert _gate(click) == []
+    hum = torch.cat([_silence(0.5), 0.3 * torch.sin(2 * math.pi * 200 * torch.arange(40000) / 16000)])  # 2.5 s
+    assert [round((u.end - u.start) / 16000, 2) for u in _gate(hum)][:2] == [1.0, 1.0]
+
+
+# ---- engines and models -----------------------------------------------------------------------------------
+
+
+def test_live_step_view_equals_forward(bundle) -> None:
+    wave = load_audio(EXAMPLES / "right.wav")[4000:12000]  # half a second keeps Python stepping quick
+    label, status, _, session = _stream(bundle, resample(wave, 16000, 48000), 48000, engine="step")
+    assert session.using == "step" and "recurrent step view" in status and "real time" in status
+    assert session.listener.closed == 0  # still hearing the word: no reset, the label is the step view's
+    # The samples through `step`, then head(mean of the features), is forward on those samples.
+    forward = predict_logits(bundle.model, bundle.meta, session.audio[None], 16000)[0]
+    expected = probabilities(forward, list(WORDS))
+    assert np.allclose([label[k] for k in expected], list(expected.values()), atol=1e-4)
+
+
+def test_live_8k_steps_with_dt_scale_2(bundle) -> None:
+    label, _, _, session = _stream(bundle, load_audio(EXAMPLES / "go.wav")[4000:12000], 16000, "8000", "step")
+    held_back = session.resampler.margin  # samples the resampler waits on for its look-ahead
+    assert session.dt_scale == 2.0 and session.audio.shape[0] == 4000 - held_back // 2 and set(label) == set(WORDS)
+
+
+@pytest.mark.parametrize(("orig", "new"), [(48000, 16000), (44100, 16000), (16000, 8000), (8000, 16000)])
+def test_stream_resampler_matches_whole_resampling(orig: int, new: int) -> None:
+    wave = torch.randn(orig // 2)
+    resampler = streaming.StreamResampler(orig, new)
+    sizes = np.random.default_rng(0).integers(1, orig // 10, 40)
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(resampler.push(wave[start : start + size]))
+        start += size
+    streamed, whole = torch.cat(pieces), resample(wave[:start], orig, new)
+    assert whole.shape[0] - streamed.shape[0] <= (resampler.margin + resampler.o) * new // orig + 1
+    assert torch.allclose(streamed, whole[: streamed.shape[0]], atol=1e-5)
+
+
+def test_live_window_engine_and_auto(bundle) -> None:
+    for engine in ("window", "auto"):
+        label, status, _, session = _stream(bundle, load_audio(EXAMPLES / "off.wav"), 16000, engine=engine)
+        assert set(label) == set(WORDS) and (session.step_rtf is not None or engine == "window")
+        assert ("window engine" in status) == (session.using == "window")
+        why = {"window": "(chosen)", "auto": "(the model is causal)" if session.using == "step" else "(fallback"}
+        assert why[engine] in status, status
+
+
+def test_live_bad_chunks(bundle) -> None:
+    label, status, _, session = streaming.live_step(bundle, (16000, np.full(800, np.nan, np.float32)), None)
+    assert label is None and "NaN" in status
+    label, status, rows, session = streaming.live_step(bundle, (16000, np.zeros(8000, np.int16)), None)
+    assert label is None and "silence" in status and rows == []
+    assert streaming.live_step(bundle, None, None)[1].startswith("Press Record")
+    assert "No model is loaded" in streaming.live_step(None, None, None)[1]
+
+
+@pytest.mark.parametrize("kind", ["sc12-bidirectional", "cnn"])
+def test_models_without_a_step_view_run_the_window_engine(
+    tmp_path: Path, tiny_s4_export: Path, tiny_sc12_bidirectional_export: Path, kind: str
+) -> None:
+    if kind == "cnn":
+        from training.cnn import M5
+
+        _, meta = load_model(tiny_s4_export)
+        meta = {**meta, "model": "cnn", "model_kwargs": {"n_classes": 10, "n_channels": 4}}
+        other = load_bundle(export_model(M5(**meta["model_kwargs"]).eval(), meta, tmp_path / "m.safetensors"))
+        names, reason = set(WORDS), "a CNN has no recurrent step view"
+    else:
+        other = load_bundle(tiny_sc12_bidirectional_export)
+        names, reason = {*WORDS, "silence", "not a command"}, "the model is bidirectional"
+    for engine in ("auto", "step"):  # asking for the step view cannot get it
+        label, status, _, session = _stream(other, load_audio(EXAMPLES / "off.wav"), 16000, engine=engine)
+        assert session.using == "window" and set(label) == names
+        assert "window engine" in status and reason in status
+    assert build_demo(other) is not None  # the UI builds with live mode on
