@@ -3,6 +3,7 @@ test names) or by .ci/run. A README command that no test knows about fails `test
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -18,6 +19,7 @@ from test_download import make_archive, server, url  # noqa: F401 (server is a f
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
+REAL_DATA = "../shared/data/speech_commands_real"  # README's real-voice commands; tests swap in generated data
 CI = ROOT / ".ci" / "run"
 
 # How each README command is exercised: a pattern → the test that runs it ("ci": .ci/run runs it verbatim).
@@ -31,6 +33,7 @@ COVERAGE = {
     r"\.venv/bin/python -m training\.train ": "test_train_and_evaluate_commands",
     r"\.venv/bin/python -m training\.evaluate ": "test_train_and_evaluate_commands",
     r"\.venv/bin/python -m benchmarks\.": "test_benchmark_commands",
+    r"\.venv/bin/jupyter lab ": "test_notebook_command_serves_the_notebook",
 }
 
 
@@ -115,9 +118,15 @@ def test_data_commands(tmp_path, server):  # noqa: F811
     assert "yes" in counts and "testing" in counts
 
 
+def _tiny_data(command: str, tiny_sc10: Path, tmp_path: Path) -> dict[str, str]:
+    """Substitutions that point a README command at the tiny generated set and a temporary runs/ folder."""
+    data = REAL_DATA if REAL_DATA in command else "data/sc10-synth"
+    return {data: str(tiny_sc10), "runs/": f"{tmp_path}/runs/"}
+
+
 def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
-    """Each training command for two steps on the tiny generated set; the big config shrunk to fit a CPU."""
-    tiny = {"data/sc10-synth": str(tiny_sc10), "runs/": f"{tmp_path}/runs/"}
+    """Each training command for two steps on the tiny generated set (the real-voice ones too: the real folder is
+    not on a user's machine); the big configs shrunk to fit a CPU; then each evaluation command on those runs."""
     short = "--max-steps 2 --set trainer.max_time=null"
     for command in commands_matching(r"\.venv/bin/python -m training\.train "):
         if "sc10.yaml" in command:
@@ -127,18 +136,25 @@ def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
                 f"{short} --model.d_model 8 --model.d_state 8 --model.n_layers 2 --set data.protocol=official",
             )
         else:
-            run(command, tiny, short)
-    (evaluate,) = commands_matching(r"\.venv/bin/python -m training\.evaluate ")
-    evaluation = {**tiny, "eval.json": f"{tmp_path}/eval.json", "--out eval": f"--out {tmp_path}/eval"}
-    run(evaluate, evaluation)
-    report = (tmp_path / "eval.json").read_text()
-    assert '"8000-no-rescale"' in report and '"16000"' in report
+            run(command, _tiny_data(command, tiny_sc10, tmp_path), short)
+    evaluations = commands_matching(r"\.venv/bin/python -m training\.evaluate ")
+    assert len(evaluations) >= 2
+    for i, command in enumerate(evaluations):
+        report = tmp_path / f"eval-{i}.json"
+        replace = {**_tiny_data(command, tiny_sc10, tmp_path), "--out eval": f"--out {tmp_path}/eval-{i}"}
+        replace["app/default_model/s4-sc12-real.safetensors"] = f"{tmp_path}/runs/sc12-real/model.safetensors"
+        run(command, {k: v for k, v in replace.items() if k in command}, f"--json {report}")
+        document = json.loads(report.read_text())
+        assert "16000" in document["rates"] and document["excluded"] == 0
 
 
 @pytest.mark.slow
 def test_benchmark_commands(tmp_path):
     for command in commands_matching(r"\.venv/bin/python -m benchmarks\."):
-        extra = "--lengths 1024" if "benchmarks.kernel" in command else ""
+        if REAL_DATA in command and not (ROOT / REAL_DATA).is_dir():
+            continue  # the real recordings exist beside this checkout in CI, not on a user's machine
+        quick = {"benchmarks.kernel": "--lengths 1024", "benchmarks.speed": "--quick"}  # the slow test's sizes
+        extra = next((flags for module, flags in quick.items() if module in command), "")
         run(command, extra=extra, env={**os.environ, "S4_BENCHMARK_RESULTS": str(tmp_path)})
     assert list(tmp_path.glob("*.json")) and list(tmp_path.glob("*.png"))
 
@@ -148,3 +164,39 @@ def test_python_examples_run():
         namespace: dict = {}
         exec(compile(block, "README.md", "exec"), namespace)  # noqa: S102 (our own README)
         assert namespace["logits"].shape == (2, 10)
+
+
+def test_notebook_command_serves_the_notebook(tmp_path):
+    """README's Jupyter command, without a browser: the server answers and serves the walkthrough notebook."""
+    (command,) = commands_matching(r"\.venv/bin/jupyter lab ")
+    argv = shlex.split(command)
+    argv[0] = str(Path(sys.executable).with_name("jupyter"))  # the environment the tests run in
+    (notebook,) = [word for word in argv if word.endswith(".ipynb")]
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    token = "readme-test"
+    argv += ["--no-browser", "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}"]
+    if os.geteuid() == 0:  # Jupyter refuses root without it; README says so (CI and containers run as root)
+        argv.append("--allow-root")
+    # Jupyter's runtime and config files go to the test's folder, not the user's home.
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path)}
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            try:
+                # Given a file, Jupyter serves the file's folder and opens the file: the API path is its name.
+                api = f"http://127.0.0.1:{port}/api/contents/{Path(notebook).name}?content=0&token={token}"
+                with urllib.request.urlopen(api, timeout=5) as response:
+                    assert json.loads(response.read())["type"] == "notebook"
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5) as response:
+                    assert response.status == 200 and b"JupyterLab" in response.read()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "Jupyter did not answer within 120 s"
+                time.sleep(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
