@@ -31,31 +31,42 @@ def tiny_sc10(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # ---- app fixtures -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.export (seed 0).
-
-    Random weights: tests may check that an answer is one of the classes, never which one.
-    """
+def _tiny_export(path: Path, classes: list[str], description: str, metrics: dict | None = None, **options) -> Path:
+    """A tiny randomly initialised S4Classifier (seed 0, d_model 8, no dropout) exported with training.export
+    to `path`; `options` are its other constructor options."""
     import torch
 
     from s4 import S4Classifier
-    from training.data import SC10_CLASSES
     from training.export import FORMAT, export_model
 
     torch.manual_seed(0)
-    kwargs = dict(n_classes=len(SC10_CLASSES), d_model=8, n_layers=2, d_state=8, pool=[4, 4], dropout=0.0)
+    kwargs = dict(n_classes=len(classes), d_model=8, dropout=0.0, **options)
     meta = {
         "format": FORMAT,
         "model": "s4",
         "model_kwargs": kwargs,
         "sample_rate": 16000,
         "clip_samples": 16000,
-        "classes": list(SC10_CLASSES),
-        "data": {"synthetic": True, "description": "untrained test model (random weights)"},
-        "metrics": {"test_acc_16000": 0.1},
+        "classes": list(classes),
+        "data": {"synthetic": True, "description": description},
     }
-    return export_model(S4Classifier(**kwargs).eval(), meta, tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors")
+    if metrics is not None:
+        meta["metrics"] = metrics
+    return export_model(S4Classifier(**kwargs).eval(), meta, path)
+
+
+@pytest.fixture(scope="session")
+def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.export (seed 0).
+
+    Random weights: tests may check that an answer is one of the classes, never which one.
+    """
+    from training.data import SC10_CLASSES
+
+    return _tiny_export(
+        tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors", list(SC10_CLASSES),
+        "untrained test model (random weights)", {"test_acc_16000": 0.1}, n_layers=2, d_state=8, pool=[4, 4],
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
@@ -65,25 +76,10 @@ def tiny_sc12_bidirectional_export(tmp_path_factory: pytest.TempPathFactory) -> 
 
     Random weights: tests may check which classes and names appear, never which one wins.
     """
-    import torch
+    from training.data import SC12_CLASSES
 
-    from s4 import S4Classifier
-    from training.export import FORMAT, export_model
-
-    classes = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_"]
-    torch.manual_seed(0)
-    kwargs = dict(
-        n_classes=len(classes), d_model=8, n_layers=1, d_state=4, mode="diag", bidirectional=True, pool=[4],
-        dropout=0.0,
+    return _tiny_export(
+        tmp_path_factory.mktemp("tiny_sc12") / "tiny_sc12.safetensors", list(SC12_CLASSES),
+        "untrained 12-class test model (random weights)",
+        n_layers=1, d_state=4, mode="diag", bidirectional=True, pool=[4],
     )  # fmt: skip
-    meta = {
-        "format": FORMAT,
-        "model": "s4",
-        "model_kwargs": kwargs,
-        "sample_rate": 16000,
-        "clip_samples": 16000,
-        "classes": classes,
-        "data": {"synthetic": True, "description": "untrained 12-class test model (random weights)"},
-    }
-    path = tmp_path_factory.mktemp("tiny_sc12") / "tiny_sc12.safetensors"
-    return export_model(S4Classifier(**kwargs).eval(), meta, path)

@@ -63,6 +63,25 @@ def run(command: str, replace: dict[str, str] | None = None, extra: str = "", **
     return result.stdout
 
 
+def serve_until_it_answers(argv: list[str], env: dict, answers, name: str, timeout_s: float = 120) -> None:
+    """Start a server (argv), call answers() until it stops raising OSError (not up yet), then stop the server.
+    A server that exits, or one that does not answer within timeout_s, fails the test."""
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            assert process.poll() is None, process.stdout.read().decode()[-2000:]
+            try:
+                answers()
+                return
+            except OSError:
+                assert time.monotonic() < deadline, f"{name} did not answer within {timeout_s:.0f} s"
+                time.sleep(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def test_every_command_is_covered():
     commands = readme_commands()
     assert len(commands) >= 12
@@ -83,21 +102,12 @@ def test_demo_command_serves_the_app(tmp_path):
         port = probe.getsockname()[1]
     argv = [sys.executable, *command.split("&& ")[-1].split()[1:], "--port", str(port)]
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()[-2000:]
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
-                    assert response.status == 200
-                    break
-            except OSError:
-                assert time.monotonic() < deadline, "the demo did not answer within 120 s"
-                time.sleep(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+
+    def answers() -> None:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.status == 200
+
+    serve_until_it_answers(argv, env, answers, "the demo")
 
 
 def test_data_commands(tmp_path, server):  # noqa: F811
@@ -181,22 +191,13 @@ def test_notebook_command_serves_the_notebook(tmp_path):
         argv.append("--allow-root")
     # Jupyter's runtime and config files go to the test's folder, not the user's home.
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_CONFIG_DIR": str(tmp_path)}
-    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, process.stdout.read().decode()[-2000:]
-            try:
-                # Given a file, Jupyter serves the file's folder and opens the file: the API path is its name.
-                api = f"http://127.0.0.1:{port}/api/contents/{Path(notebook).name}?content=0&token={token}"
-                with urllib.request.urlopen(api, timeout=5) as response:
-                    assert json.loads(response.read())["type"] == "notebook"
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5) as response:
-                    assert response.status == 200 and b"JupyterLab" in response.read()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "Jupyter did not answer within 120 s"
-                time.sleep(1)
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+
+    def answers() -> None:
+        # Given a file, Jupyter serves the file's folder and opens the file: the API path is its name.
+        api = f"http://127.0.0.1:{port}/api/contents/{Path(notebook).name}?content=0&token={token}"
+        with urllib.request.urlopen(api, timeout=5) as response:
+            assert json.loads(response.read())["type"] == "notebook"
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=5) as response:
+            assert response.status == 200 and b"JupyterLab" in response.read()
+
+    serve_until_it_answers(argv, env, answers, "Jupyter")
