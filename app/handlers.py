@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,7 +28,7 @@ from app.bundle import (
     window_samples,
 )
 from training.audio import AudioError, load_audio_with_rate, pad_or_trim
-from training.inference import dt_scale_for, predict_logits, prepare
+from training.inference import dt_scale_used, predict_logits, prepare
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ def classify(
         rate = parse_rate(rate_choice, native_rate)
     except (AudioError, ValueError) as error:
         log.warning("rejected input %s: %s", audio_path, error)
-        return _problem(f"Cannot use this audio: {error}")
+        # The server's copy of an upload sits in a temporary folder: name the file as the user knows it.
+        return _problem(f"Cannot use this audio: {str(error).replace(str(audio_path), Path(audio_path).name)}")
     try:
         return _classify_wave(bundle, wave, native_rate, rate, compare)
     except Exception as error:  # a crash here would only show as a red "Error"; say what happened instead
@@ -127,7 +129,8 @@ def _classify_wave(bundle: LoadedModel, wave: Tensor, native_rate: int, rate: in
         )
         wave = wave[:limit]
     result.spectrogram = plots.spectrogram_figure(wave, native_rate)
-    result.kernels = kernel_figure(bundle, rate)
+    result.dt_scale = scale = dt_scale_used(bundle.meta, rate, rescale=True)  # decided here, passed down
+    result.kernels = kernel_figure(bundle, rate, scale)
     level = rms_dbfs(wave)
     if level < SILENCE_DBFS:
         message = f"The clip is silent (level {level:.0f} dBFS): there is no word to classify."
@@ -137,15 +140,12 @@ def _classify_wave(bundle: LoadedModel, wave: Tensor, native_rate: int, rate: in
         return result
     model_wave = prepare(wave, native_rate, rate, "resample")
     windows, starts = sliding_windows(model_wave, window_samples(bundle, rate), round(HOP_SECONDS * rate))
-    result.dt_scale = scale = dt_scale_for(bundle.meta, rate)
-    logits = _logits(bundle, windows, rate, rescale=True)
+    logits = _logits(bundle, windows, rate, scale)
     best, speech = _speech_windows(windows, logits, bundle.classes)
     result.label = probabilities(logits[best], bundle.classes)
     result.notices += _noise_notice(bundle, wave, result.label)
     if compare and bundle.kind == "s4":
-        result.label_raw = probabilities(
-            _logits(bundle, windows[best : best + 1], rate, rescale=False)[0], bundle.classes
-        )
+        result.label_raw = probabilities(_logits(bundle, windows[best : best + 1], rate, 1.0)[0], bundle.classes)
     length = windows.shape[-1] / rate
     if len(starts) > 1:
         result.segments = merge_segments(
@@ -168,10 +168,10 @@ def sliding_windows(wave: Tensor, window: int, hop: int) -> tuple[Tensor, list[i
     return torch.stack([wave[s : s + window] for s in starts]), starts
 
 
-def _logits(bundle: LoadedModel, windows: Tensor, rate: int, rescale: bool) -> Tensor:
+def _logits(bundle: LoadedModel, windows: Tensor, rate: int, dt_scale: float) -> Tensor:
     with torch.inference_mode(), one_thread():
         parts = [
-            predict_logits(bundle.model, bundle.meta, windows[i : i + WINDOW_BATCH], rate, rescale=rescale)
+            predict_logits(bundle.model, bundle.meta, windows[i : i + WINDOW_BATCH], rate, dt_scale=dt_scale)
             for i in range(0, windows.shape[0], WINDOW_BATCH)
         ]
     return torch.cat(parts).float()
@@ -230,15 +230,14 @@ def merge_segments(scored: list[tuple[float, float, Tensor]], classes: list[str]
     return segments
 
 
-def delta_table(bundle: LoadedModel, rate: int, compare: bool) -> str:
+def delta_table(bundle: LoadedModel, rate: int, dt_scale: float, compare: bool) -> str:
     """Markdown table: the range over channels (all rescaled SSMs) of the step Δ·dt_scale, and the SSM time unit
     1/(Δ·dt_scale) in samples and in ms. Re-discretising keeps the time unit in ms fixed across rates.
     """
     if not bundle.rescaled_ssms:
         return "A CNN has no SSM step size Δ: it sees the resampled waveform as is."
-    log_dt = torch.cat([ssm.log_dt.detach().flatten() for ssm in bundle.rescaled_ssms])
-    dt = log_dt.exp().double()
-    rows = [("trained", bundle.train_rate, 1.0), ("re-discretised", rate, dt_scale_for(bundle.meta, rate))]
+    dt = bundle.model.step_sizes()
+    rows = [("trained", bundle.train_rate, 1.0), ("re-discretised", rate, dt_scale)]
     if compare:
         rows.append(("not re-discretised", rate, 1.0))
     lines = [
@@ -261,31 +260,30 @@ def _status(
     source = f"resampled from the file's {native_rate} Hz" if native_rate != rate else "the file's own rate"
     word = top(result.label)[0]
     verdict = f"Heard **{word}**" + ("" if is_command(word) else " (no command)")
-    lines = [
-        f"{verdict} · {seconds:.2f} s of audio · the model sees "
-        f"**{rate} Hz** ({source}) with **dt_scale = {bundle.train_rate}/{rate} = {scale:.3g}**.",
-    ]
+    step = (
+        f"**dt_scale = {bundle.train_rate}/{rate} = {scale:.3g}**" if bundle.kind == "s4" else "no Δ to rescale (CNN)"
+    )
+    lines = [f"{verdict} · {seconds:.2f} s of audio · the model sees **{rate} Hz** ({source}) with {step}."]
     if result.label_raw is not None:
         lines.append(f"Without re-discretising (dt_scale = 1) it hears **{top(result.label_raw)[0]}**.")
     if seconds > window_samples(bundle, rate) / rate:
         lines.append(f"Scanned with a {window_samples(bundle, rate) / rate:.0f} s window every {HOP_SECONDS} s.")
     lines += [f"⚠️ {notice}" for notice in result.notices]
-    return "  \n".join(lines) + "\n\n" + delta_table(bundle, rate, compare)
+    return "  \n".join(lines) + "\n\n" + delta_table(bundle, rate, scale, compare)
 
 
-def kernel_figure(bundle: LoadedModel, rate: int, channels: int = 4) -> Figure | None:
-    """The first rescaled SSM's kernels at `rate` (Δ·dt_scale) over the ones at the training rate, vs time in ms."""
+def kernel_figure(bundle: LoadedModel, rate: int, scale: float, channels: int = 4) -> Figure | None:
+    """The first rescaled SSM's kernels at `rate` (Δ·scale) over the ones at the training rate, vs time in ms."""
     if not bundle.rescaled_ssms:
         return None
     ssm = bundle.rescaled_ssms[0]
     train_rate = bundle.train_rate
-    scale = dt_scale_for(bundle.meta, rate)
     length = window_samples(bundle, train_rate)
     with torch.inference_mode(), one_thread():
         k_train = ssm.kernel(length, 1.0).float()
         k_rate = ssm.kernel(window_samples(bundle, rate), scale).float()
     # Channels spread over the range of Δ: fast and slow ones (a bidirectional layer's backward ones included).
-    order = torch.argsort(ssm.log_dt.detach().flatten())
+    order = torch.argsort(ssm.dt().detach().flatten())
     picks = order[torch.linspace(0, len(order) - 1, channels).round().long()].tolist()
     energy = k_train[picks].pow(2).cumsum(-1)
     reach = int((energy < 0.95 * energy[:, -1:]).sum(-1).max()) + 1  # where 95% of the energy has arrived

@@ -33,7 +33,7 @@ import torch
 from app.bundle import LoadedModel, one_thread, parse_rate, probabilities, top, window_samples
 from app.live import MIN_CONFIDENCE, Listener
 from training.audio import AudioError, pad_or_trim, resample, to_mono_float32
-from training.inference import dt_scale_for, predict_logits
+from training.inference import dt_scale_used, predict_logits
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ class LiveSession:
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
             raise ValueError(f"unknown live engine {self.engine!r}; choose one of {', '.join(ENGINES)}")
-        self.dt_scale = dt_scale_for(self.bundle.meta, self.rate)
+        self.dt_scale = dt_scale_used(self.bundle.meta, self.rate, rescale=True)  # for the whole stream
         self.window = window_samples(self.bundle, self.rate)
         self.audio = torch.zeros(0)  # the last window of audio at `rate`
         self.resampler = StreamResampler(self.mic_rate, self.rate)
@@ -161,13 +161,13 @@ class LiveSession:
     def _probabilities(self, clip: torch.Tensor) -> dict[str, float]:
         """`forward` on one window (W,) at the model's rate, Δ rescaled by training.inference."""
         with torch.inference_mode(), one_thread():
-            logits = predict_logits(self.bundle.model, self.bundle.meta, clip[None], self.rate)[0].float()
+            logits = predict_logits(self.bundle.model, self.bundle.meta, clip[None], self.rate, dt_scale=self.dt_scale)
+            logits = logits[0].float()
         return probabilities(logits, self.bundle.classes)
 
     def _reset_step(self) -> None:
         model = self.bundle.model
-        pooling = math.prod(getattr(block, "pool", 1) for block in model.blocks)
-        self.features: deque = deque(maxlen=max(1, self.window // pooling))  # step features, each (1, H)
+        self.features: deque = deque(maxlen=max(1, self.window // model.pooling))  # step features, each (1, H)
         self.state = model.initial_state(1)
 
     def _step_through(self, chunk: torch.Tensor) -> None:

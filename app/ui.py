@@ -14,6 +14,7 @@ from app import handlers  # noqa: E402
 from app.bundle import RATE_CHOICES, LoadedModel, parse_rate  # noqa: E402
 from app.handlers import Classification  # noqa: E402
 from app.streaming import ENGINES, live_finish, live_step  # noqa: E402
+from training.inference import dt_scale_used  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,8 @@ def _callbacks(bundle: LoadedModel | None) -> tuple:
         if bundle is None or not bundle.rescaled_ssms:
             return None
         try:
-            return handlers.kernel_figure(bundle, parse_rate(rate, bundle.train_rate))
+            model_rate = parse_rate(rate, bundle.train_rate)
+            return handlers.kernel_figure(bundle, model_rate, dt_scale_used(bundle.meta, model_rate, rescale=True))
         except ValueError as error:
             gr.Warning(str(error))
             return None

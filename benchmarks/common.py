@@ -137,18 +137,10 @@ def _build(case: Case, L: int) -> Callable[[], dict | None]:
     if case.target == "live":  # L counts audio samples; the warm-up feeds one second
         return cases.live_run(case, seconds=L / case.rate if L == case.L else 1.0)
     from s4 import S4, S4Classifier
-    from s4.kernel import discretize_bilinear, naive_kernel, pair_expand
     from s4.ssm import DPLRSSM
 
     device = torch.device(case.device)
-    backend = "auto" if case.method == "dense" else case.method
-
-    def dense_kernel(ssm: DPLRSSM, L: int) -> torch.Tensor:
-        # C̃ stands in for C: the dense route costs the same whichever row vector it multiplies.
-        Lambda, P, B, C = ssm._system()
-        A, B, C = pair_expand(Lambda, P, B, C)
-        A_bar, B_bar = discretize_bilinear(A, B, ssm.dt(1.0))
-        return naive_kernel(A_bar, B_bar, C, L)
+    backend = case.method  # "dense" is the naive route of `DPLRSSM.dense_kernel`
 
     if case.target == "train":
         model = S4Classifier(10, d_model=case.H, d_state=case.N, backend=backend).to(device).train()
@@ -163,14 +155,12 @@ def _build(case: Case, L: int) -> Callable[[], dict | None]:
 
         return step
     if case.target == "layer":
-        layer = S4(case.H, case.N, mode=case.mode, l_max=L, backend=backend).to(device)
-        if case.method == "dense":
-            layer.ssm.kernel = lambda L, dt_scale=1.0: dense_kernel(layer.ssm, L)
+        layer = S4(case.H, mode=case.mode, d_state=case.N, l_max=L, backend=backend).to(device)
         x = torch.randn(case.batch, L, case.H, device=device)
         work = lambda: layer(x)  # noqa: E731
     else:
         ssm = DPLRSSM(case.H, case.N, l_max=L, backend=backend).to(device)
-        work = (lambda: dense_kernel(ssm, L)) if case.method == "dense" else (lambda: ssm.kernel(L))  # noqa: E731
+        work = lambda: ssm.kernel(L)  # noqa: E731
 
     def run() -> None:
         out = work()

@@ -38,6 +38,25 @@ def normalize_level(waveform: Tensor) -> Tensor:
     return waveform / rms
 
 
+def mask_envelopes(x: Tensor, time_masks: int, max_frames: int, channel_masks: int, max_channels: int) -> Tensor:
+    """SpecAugment's time and channel masking (Park et al. 2019) on log-envelopes, (B, T, C) → (B, T, C).
+
+    Each clip gets `time_masks` runs of 0..max_frames frames and `channel_masks` runs of 0..max_channels
+    channels, at uniform positions; masked cells take the clip's mean, so a mask reads as "nothing special
+    here" rather than as a silence the model could learn to look for. Randomness: torch's global generator.
+    """
+    B, T, C = x.shape
+    keep = torch.ones(B, T, C, dtype=torch.bool, device=x.device)
+    for count, widest, size, axis in ((time_masks, max_frames, T, 1), (channel_masks, max_channels, C, 2)):
+        position = torch.arange(size, device=x.device)
+        for _ in range(count):
+            width = torch.randint(0, min(widest, size) + 1, (B, 1), device=x.device)
+            start = (torch.rand(B, 1, device=x.device) * (size - width + 1)).floor()
+            inside = (position >= start) & (position < start + width)  # (B, size)
+            keep &= ~inside.unsqueeze(3 - axis)
+    return torch.where(keep, x, x.detach().mean((1, 2), keepdim=True))
+
+
 class SSMFilterbank(nn.Module):
     """waveform (B, L) at sample_rate / dt_scale → log-envelopes (B, T, channels), T = ⌈L / hop⌉ frames,
     hop = round(hop_ms · sample_rate / (1000 · dt_scale)) samples.
@@ -45,6 +64,8 @@ class SSMFilterbank(nn.Module):
     The SSM runs with Δ = one sample at `sample_rate` times dt_scale, so a mode keeps its frequency in Hz at any
     input rate; modes above `alias_cutoff` of the input's Nyquist frequency are switched off (`DiagSSM`).
     Initial modes: mel-spaced from f_min to f_max, bandwidth = the spacing to their neighbours, unit peak gain.
+    In training mode, `time_masks` × up to `time_mask_ms` and `channel_masks` × up to `channel_mask_width`
+    channels of the output are masked (`mask_envelopes`); evaluation never masks.
     """
 
     def __init__(
@@ -56,6 +77,10 @@ class SSMFilterbank(nn.Module):
         hop_ms: float = 10.0,
         sample_rate: int = 16000,
         alias_cutoff: float = 1.0,
+        time_masks: int = 0,
+        time_mask_ms: float = 0.0,
+        channel_masks: int = 0,
+        channel_mask_width: int = 0,
     ) -> None:
         super().__init__()
         if not 0 < f_min < f_max < sample_rate / 2:
@@ -63,6 +88,7 @@ class SSMFilterbank(nn.Module):
         if hop_ms * sample_rate / 1000 < 1:
             raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
         self.channels, self.sample_rate, self.hop_ms = channels, sample_rate, hop_ms
+        self.masks = (time_masks, round(time_mask_ms / hop_ms), channel_masks, channel_mask_width)
         self.ssm = DiagSSM(channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff)
         frequencies = mel_frequencies(channels * modes + 2, f_min, f_max)
         bandwidth = (frequencies[2:] - frequencies[:-2]) / 2  # Hz, the local spacing
@@ -91,7 +117,8 @@ class SSMFilterbank(nn.Module):
                 F.avg_pool1d(torch.fft.irfft(part[:, None] * K, n=n)[..., :L].abs(), hop, hop, ceil_mode=True)
                 for part in U.split(chunk)
             ])  # fmt: skip
-        return torch.log(envelope + LOG_FLOOR).transpose(1, 2)
+        envelope = torch.log(envelope + LOG_FLOOR).transpose(1, 2)
+        return mask_envelopes(envelope, *self.masks) if self.training and any(self.masks) else envelope
 
 
 def build_filterbank(options: dict) -> SSMFilterbank:

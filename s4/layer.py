@@ -7,9 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from s4.fft import fft_conv_channels_last, two_sided
+from s4.options import S4Options
 from s4.ssm import DPLRSSM, DiagSSM
-
-MODES = ("dplr", "diag")
 
 
 class S4(nn.Module):
@@ -17,39 +16,24 @@ class S4(nn.Module):
 
     forward: x (B, L, H) → (B, L, H). Causal unless `bidirectional`, which adds a second SSM run backwards.
     `dt_scale` multiplies every Δ: a signal sampled at half the training rate uses dt_scale = 2.
+    The SSM's shape comes from `options` (`S4Options`: d_state, mode, bidirectional, glu, n_ssm, dt range, init,
+    discretization, backend, l_max), changed by keyword: `S4(64, mode="diag", bidirectional=True)`.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        d_state: int = 64,
-        mode: str = "dplr",
-        bidirectional: bool = False,
-        l_max: int = 16000,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        n_ssm: int | None = None,
-        init: str = "lin",
-        discretization: str = "zoh",
-        glu: bool = False,
-        dropout: float = 0.0,
-        backend: str = "auto",
-    ) -> None:
+    def __init__(self, d_model: int, options: S4Options | None = None, *, dropout: float = 0.0, **changes) -> None:
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"unknown S4 mode {mode!r}; choose 'dplr' (S4) or 'diag' (S4D)")
-        self.d_model, self.d_state, self.mode, self.bidirectional = d_model, d_state, mode, bidirectional
-        channels = 2 * d_model if bidirectional else d_model
-        if n_ssm is not None and bidirectional:
-            n_ssm *= 2  # each direction gets its own copies
-        if mode == "dplr":
-            self.ssm = DPLRSSM(channels, d_state, l_max, n_ssm, dt_min, dt_max, backend)
+        o = S4Options.build(options, **changes)
+        self.d_model, self.d_state, self.mode, self.bidirectional = d_model, o.d_state, o.mode, o.bidirectional
+        channels = 2 * d_model if o.bidirectional else d_model
+        n_ssm = o.n_ssm * 2 if o.n_ssm is not None and o.bidirectional else o.n_ssm  # a copy per direction
+        if o.mode == "dplr":
+            self.ssm = DPLRSSM(channels, o.d_state, o.l_max, n_ssm, o.dt_min, o.dt_max, o.backend)
         else:
-            self.ssm = DiagSSM(channels, d_state, init, discretization, n_ssm, dt_min, dt_max, backend)
+            self.ssm = DiagSSM(channels, o.d_state, o.init, o.discretization, n_ssm, o.dt_min, o.dt_max, o.backend)
         self.D = nn.Parameter(torch.randn(d_model))
         self.dropout = nn.Dropout(dropout)
-        self.glu = glu
-        self.output_linear = nn.Linear(d_model, 2 * d_model if glu else d_model)
+        self.glu = o.glu
+        self.output_linear = nn.Linear(d_model, 2 * d_model if o.glu else d_model)
 
     def kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
         """The SSM kernels, (H, L) for a causal layer; (2, H, L) forward and backward for a bidirectional one."""

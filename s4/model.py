@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
 
 import torch
 import torch.nn.functional as F
@@ -10,9 +10,8 @@ from torch import Tensor, nn
 
 from s4.frontend import build_filterbank
 from s4.layer import S4
+from s4.options import NORMS, S4Options
 from s4.ssm import SSM_PARAMETERS
-
-NORMS = ("batch", "layer")
 
 
 class _Norm(nn.Module):
@@ -34,11 +33,11 @@ class _Norm(nn.Module):
 class S4Block(nn.Module):
     """Pre-norm residual block: x + dropout(S4(norm(x))), then optional average pooling in time."""
 
-    def __init__(self, d_model: int, norm: str, dropout: float, pool: int, **s4_options) -> None:
+    def __init__(self, options: S4Options, pool: int, l_max: int) -> None:
         super().__init__()
-        self.norm = _Norm(d_model, norm)
-        self.s4 = S4(d_model, dropout=dropout, **s4_options)
-        self.dropout = nn.Dropout(dropout)
+        self.norm = _Norm(options.d_model, options.norm)
+        self.s4 = S4(options.d_model, options, dropout=options.dropout, l_max=l_max)
+        self.dropout = nn.Dropout(options.dropout)
         self.pool = pool
 
     def forward(self, x: Tensor, dt_scale: float = 1.0) -> Tensor:
@@ -48,67 +47,67 @@ class S4Block(nn.Module):
             x = F.avg_pool1d(x.transpose(1, 2), self.pool, self.pool, ceil_mode=True).transpose(1, 2)
         return x
 
+    def initial_state(self, batch_size: int) -> list:
+        """[the SSM's state, the steps of a pooling window that is not full yet (B, r, H), r < pool]."""
+        pending = torch.zeros(batch_size, 0, self.s4.d_model, device=self.s4.D.device)
+        return [self.s4.initial_state(batch_size), pending]
+
+    def step_chunk(self, x: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor, list]:
+        """The recurrent view of `forward` over a chunk, x (B, M, H) → (B, M', H): the pooled steps that the
+        chunk completes; the rest waits in `state` for the next chunk."""
+        y, ssm_state = self.s4.step_chunk(self.norm(x), state[0], dt_scale)
+        x = x + y
+        if self.pool == 1:
+            return x, [ssm_state, state[1]]
+        x = torch.cat([state[1], x], dim=1)
+        complete = x.shape[1] // self.pool * self.pool
+        return x[:, :complete].unflatten(1, (-1, self.pool)).mean(2), [ssm_state, x[:, complete:]]
+
 
 class S4Classifier(nn.Module):
     """Linear(1 → H) → n × S4Block → norm → mean over time → Linear(H → n_classes).
 
     forward: waveform (B, L) → logits (B, n_classes). `dt_scale = train_rate / input_rate` classifies audio
-    sampled at another rate without retraining. `pool` (one factor per block, default none) averages
-    neighbouring time steps after a block: the later blocks then run on shorter sequences.
-    `frontend` (options of `s4.frontend.SSMFilterbank`) replaces Linear(1 → H) by an S4D filterbank whose log-envelope
-    frames leave at a fixed rate in Hz, then Linear(channels → H): only the filterbank's Δ is rescaled, the
-    blocks after it run at the same step at every input rate.
+    sampled at another rate without retraining. Options (`S4Options`) come as an object, as keywords
+    (`S4Classifier(10, d_model=64, mode="diag")`) or both. `pool` (one factor per block, default none)
+    averages neighbouring time steps after a block: the later blocks then run on shorter sequences.
+    `frontend` (options of `s4.frontend.SSMFilterbank`) replaces Linear(1 → H) by an S4D filterbank whose
+    log-envelope frames leave at a fixed rate in Hz, then Linear(channels → H): only the filterbank's Δ is
+    rescaled, the blocks after it run at the same step at every input rate.
     """
 
-    def __init__(
-        self,
-        n_classes: int,
-        d_model: int = 128,
-        n_layers: int = 6,
-        d_state: int = 64,
-        mode: str = "dplr",
-        bidirectional: bool = False,
-        norm: str = "batch",
-        dropout: float = 0.1,
-        glu: bool = False,
-        n_ssm: int | None = None,
-        l_max: int = 16000,
-        pool: Sequence[int] | None = None,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        init: str = "lin",
-        discretization: str = "zoh",
-        backend: str = "auto",
-        frontend: dict | None = None,
-    ) -> None:
+    def __init__(self, n_classes: int, options: S4Options | None = None, **changes) -> None:
         super().__init__()
-        pool = list(pool) if pool is not None else [1] * n_layers
-        if len(pool) != n_layers or any(int(p) < 1 for p in pool):
-            raise ValueError(f"pool needs {n_layers} positive factors (one per layer), got {pool}")
-        self.n_classes, self.d_model = n_classes, d_model
-        self.frontend = build_filterbank(frontend) if frontend is not None else None
-        self.encoder = nn.Linear(self.frontend.channels if self.frontend else 1, d_model)
-        blocks, length = [], -(-l_max // self.frontend.hop()) if self.frontend else l_max
-        for factor in pool:
-            s4_options = dict(
-                d_state=d_state, mode=mode, bidirectional=bidirectional, l_max=length, dt_min=dt_min,
-                dt_max=dt_max, n_ssm=n_ssm, init=init, discretization=discretization, glu=glu, backend=backend,
-            )  # fmt: skip
-            blocks.append(S4Block(d_model, norm, dropout, int(factor), **s4_options))
-            length = -(-length // int(factor))
+        self.options = o = S4Options.build(options, **changes)
+        self.n_classes, self.d_model = n_classes, o.d_model
+        self.frontend = build_filterbank(o.frontend) if o.frontend is not None else None
+        self.encoder = nn.Linear(self.frontend.channels if self.frontend else 1, o.d_model)
+        blocks, length = [], -(-o.l_max // self.frontend.hop()) if self.frontend else o.l_max
+        for factor in o.pools:
+            blocks.append(S4Block(o, factor, length))
+            length = -(-length // factor)
         self.blocks = nn.ModuleList(blocks)
-        self.norm = _Norm(d_model, norm)
-        self.decoder = nn.Linear(d_model, n_classes)
+        self.norm = _Norm(o.d_model, o.norm)
+        self.decoder = nn.Linear(o.d_model, n_classes)
 
     @property
     def causal(self) -> bool:
         """Whether the model has a recurrent (step) view: no filterbank front end and no bidirectional layer."""
-        return self.frontend is None and not any(block.s4.bidirectional for block in self.blocks)
+        return self.frontend is None and not self.options.bidirectional
+
+    @property
+    def pooling(self) -> int:
+        """Input samples per output step of the recurrent view: the product of the blocks' pooling factors."""
+        return math.prod(self.options.pools)
 
     def rescaled_ssms(self) -> list[nn.Module]:
         """The SSMs whose Δ is multiplied by dt_scale: the filterbank's alone when there is one (the blocks after
         it run on frames of a fixed duration), else every block's."""
         return [self.frontend.ssm] if self.frontend is not None else [block.s4.ssm for block in self.blocks]
+
+    def step_sizes(self) -> Tensor:
+        """Δ at the training rate of every channel of the rescaled SSMs, float64 (n,), in their order."""
+        return torch.cat([ssm.dt().detach().double().flatten() for ssm in self.rescaled_ssms()])
 
     def features(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
         """waveform (B, L) → per-step features (B, L', H) before pooling over time."""
@@ -131,33 +130,23 @@ class S4Classifier(nn.Module):
         return self.decoder(pooled)
 
     def initial_state(self, batch_size: int) -> list:
-        """Recurrent state for `step` / `step_chunk`: per block its SSM state and the samples of a pooling
-        window that is not full yet, (B, r, H) with r < pool."""
+        """Recurrent state for `step` / `step_chunk`: one `S4Block.initial_state` per block."""
         if self.frontend is not None:
             raise ValueError("the filterbank front end has no recurrent (step) view: run `forward` on a window")
-        device = self.decoder.weight.device
-        return [
-            [block.s4.initial_state(batch_size), torch.zeros(batch_size, 0, self.d_model, device=device)]
-            for block in self.blocks
-        ]
+        return [block.initial_state(batch_size) for block in self.blocks]
 
     def step_chunk(self, samples: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor, list]:
         """The recurrent view over a chunk of input, samples (B, M) → the normed features of the output steps
-        it completes (B, M', H), M' ≈ M / total pooling. Feeding a clip in chunks of any size and averaging all
+        it completes (B, M', H), M' ≈ M / `pooling`. Feeding a clip in chunks of any size and averaging all
         the features gives `forward`'s pooled features: streaming audio costs O(N) per sample and channel.
         """
-        x = self.encoder(samples.unsqueeze(-1))
+        x, new_state = self.encoder(samples.unsqueeze(-1)), []
         for block, block_state in zip(self.blocks, state, strict=True):
-            if x.shape[1] == 0:
-                return x, state  # a pooling window is still filling: nothing reaches the later blocks yet
-            y, block_state[0] = block.s4.step_chunk(block.norm(x), block_state[0], dt_scale)
-            x = x + y
-            if block.pool > 1:
-                x = torch.cat([block_state[1], x], dim=1)
-                complete = x.shape[1] // block.pool * block.pool
-                block_state[1] = x[:, complete:]
-                x = x[:, :complete].unflatten(1, (-1, block.pool)).mean(2)
-        return self.norm(x), state
+            if x.shape[1] == 0:  # a pooling window is still filling: nothing reaches the later blocks yet
+                return x, new_state + state[len(new_state) :]
+            x, block_state = block.step_chunk(x, block_state, dt_scale)
+            new_state.append(block_state)
+        return self.norm(x), new_state
 
     def step(self, sample: Tensor, state: list, dt_scale: float = 1.0) -> tuple[Tensor | None, list]:
         """One input sample per clip, (B,) → the normed features of a new output step (B, H), or None while a
@@ -165,12 +154,6 @@ class S4Classifier(nn.Module):
         """
         features, state = self.step_chunk(sample[:, None], state, dt_scale)
         return (features[:, 0] if features.shape[1] else None), state
-
-    def param_groups(self, lr: float, weight_decay: float, ssm_lr: float = 1e-3) -> list[dict]:
-        """AdamW groups: SSM parameters (Λ, P, B, Δ) at `ssm_lr` without weight decay, as the reference trains
-        them; biases, norms and the D skip without weight decay; everything else at `lr` with `weight_decay`.
-        """
-        return param_groups(self, lr, weight_decay, ssm_lr)
 
 
 def param_groups(module: nn.Module, lr: float, weight_decay: float, ssm_lr: float = 1e-3) -> list[dict]:

@@ -14,7 +14,19 @@ from torch import Tensor, nn
 
 from s4.fft import fft_conv
 from s4.hippo import diag_init, nplr_legs_half
-from s4.kernel import DISCRETIZATIONS, diag_bar, diag_kernel, dplr_kernel, retruncate_C
+from s4.kernel import (
+    DISCRETIZATIONS,
+    diag_bar,
+    diag_kernel,
+    discretize_bilinear,
+    dplr_kernel,
+    naive_kernel,
+    pair_expand,
+    retruncate_C,
+)  # fmt: skip
+from s4.options import S4Options
+
+DEFAULTS = S4Options()  # the SSMs' own defaults are the model's
 
 _MEMO_SIZE = 8  # kernels and step parameters remembered per SSM: a few rates and lengths in the app
 # Parameter names that take the SSM learning rate and no weight decay (`s4.model.param_groups`).
@@ -105,17 +117,21 @@ class _SSM(nn.Module):
 
 
 class DPLRSSM(_SSM):
-    """S4: A = Λ − P P* from HiPPO-LegS (Theorem 1), C stored in its truncated form C̃ = C(I − Ā^l_max)."""
+    """S4: A = Λ − P P* from HiPPO-LegS (Theorem 1), C stored in its truncated form C̃ = C(I − Ā^l_max).
+
+    backend "dense" computes the kernel by the naive route (`dense_kernel`) instead of Algorithm 1: the
+    baseline the benchmarks compare against; any other value names the Cauchy kernel's backend.
+    """
 
     def __init__(
         self,
         channels: int,
-        d_state: int = 64,
-        l_max: int = 16000,
+        d_state: int = DEFAULTS.d_state,
+        l_max: int = DEFAULTS.l_max,
         n_ssm: int | None = None,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        backend: str = "auto",
+        dt_min: float = DEFAULTS.dt_min,
+        dt_max: float = DEFAULTS.dt_max,
+        backend: str = DEFAULTS.backend,
     ) -> None:
         Lambda, P, B = nplr_legs_half(d_state)
         super().__init__(channels, Lambda, B, n_ssm, dt_min, dt_max)
@@ -130,8 +146,10 @@ class DPLRSSM(_SSM):
         """K (channels, L). Computed at the horizon that C̃ was truncated for and cut to L, so that a rescaled
         Δ sees the same continuous-time window (the discrete length changes, the span l_max·Δ does not).
         """
+        if self.backend == "dense":
+            return self.dense_kernel(L, dt_scale)
         dt = self.dt(dt_scale)
-        Lambda, P, B, C = self._system()
+        Lambda, P, B, C = self.system()
         horizon = self.horizon(dt_scale)
         if L > horizon:
             target = horizon * 2 ** math.ceil(math.log2(L / horizon))
@@ -139,14 +157,26 @@ class DPLRSSM(_SSM):
             horizon = target
         return dplr_kernel(Lambda, P, B, C, dt, horizon, backend=self.backend)[..., :L]
 
-    def _system(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def dense_kernel(self, L: int, dt_scale: float = 1.0) -> Tensor:
+        """K (channels, L) the naive way: the untruncated C, the dense bilinear Ā, B̄ (eq. 3) of the full N-state
+        system, and K_k = C Ā^k B̄ by Krylov doubling. O(N³ + N²·L) per channel: a reference, not a fast path.
+        """
+        dt = self.dt(dt_scale)
+        Lambda, P, B, C_tilde = self.system()
+        C = retruncate_C(Lambda, P, B, C_tilde, dt, self.horizon(dt_scale), None)
+        A, B, C = pair_expand(Lambda, P, B, C)
+        A_bar, B_bar = discretize_bilinear(A, B, dt)
+        return naive_kernel(A_bar, B_bar, C, L)
+
+    def system(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """(Λ, P, B, C̃), each (channels, N/2) complex: one state per conjugate pair, C̃ truncated at l_max."""
         P = self._per_channel(torch.view_as_complex(self.P))
         B = self._per_channel(torch.view_as_complex(self.B))
         return self.Lambda(), P, B, torch.view_as_complex(self.C)
 
     def _step_params(self, dt_scale: float) -> tuple[Tensor, ...]:
         dt = self.dt(dt_scale)
-        Lambda, P, B, C_tilde = self._system()
+        Lambda, P, B, C_tilde = self.system()
         to64 = lambda t: t.to(torch.complex128)  # noqa: E731
         C = retruncate_C(to64(Lambda), to64(P), to64(B), to64(C_tilde), dt.double(), self.horizon(dt_scale), None)
         D = 1 / (2 / dt[:, None] - Lambda)
@@ -181,13 +211,13 @@ class DiagSSM(_SSM):
     def __init__(
         self,
         channels: int,
-        d_state: int = 64,
-        init: str = "lin",
-        discretization: str = "zoh",
+        d_state: int = DEFAULTS.d_state,
+        init: str = DEFAULTS.init,
+        discretization: str = DEFAULTS.discretization,
         n_ssm: int | None = None,
-        dt_min: float = 1e-3,
-        dt_max: float = 1e-1,
-        backend: str = "auto",
+        dt_min: float = DEFAULTS.dt_min,
+        dt_max: float = DEFAULTS.dt_max,
+        backend: str = DEFAULTS.backend,
         alias_cutoff: float | None = None,
     ) -> None:
         Lambda, B = diag_init(d_state, init)

@@ -123,9 +123,9 @@ def test_sliding_windows_cover_the_whole_clip() -> None:
 
 
 def test_kernel_plot_and_delta(bundle) -> None:
-    figure = handlers.kernel_figure(bundle, 8000)
+    figure = handlers.kernel_figure(bundle, 8000, 2.0)
     assert len(figure.axes) == 4 and "8000 Hz" in figure.axes[0].get_title()
-    table = handlers.delta_table(bundle, 8000, compare=True)
+    table = handlers.delta_table(bundle, 8000, 2.0, compare=True)
     assert "| not re-discretised | 8000 Hz | 1 |" in table
 
 
@@ -142,9 +142,12 @@ def test_kernel_plot_and_delta(bundle) -> None:
     ids=["silence", "empty", "corrupt", "nan", "missing", "none"],
 )
 def test_bad_input_gives_a_message(bundle, tmp_path: Path, make, expected: str) -> None:
-    result = handlers.classify(bundle, make(tmp_path), "16000")
+    upload = tmp_path / "gradio" / "3f9c2a"  # where a server keeps an upload: the message must not show it
+    upload.mkdir(parents=True)
+    result = handlers.classify(bundle, make(upload), "16000")
     assert result.label is None
     assert expected in result.status and result.notices
+    assert str(upload) not in result.status
 
 
 def test_pure_noise_is_flagged(bundle, tmp_path: Path) -> None:
@@ -244,3 +247,18 @@ def test_noise_and_other_sounds_are_not_commands(tmp_path: Path) -> None:
     result = handlers.classify(stub, _write(tmp_path / "long.wav", clip, 16000), "16000")
     assert top(result.label)[0] == "stop" and "Heard **stop** ·" in result.status
     assert [row[2] for row in result.timeline()] == ["stop"] and "window every 0.25 s" in result.status
+
+
+def test_cnn_is_run_at_dt_scale_1_and_says_it_has_no_delta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from training.cnn import M5
+    from training.export import FORMAT, export_model
+
+    torch.manual_seed(0)
+    kwargs = {"n_classes": len(WORDS), "n_channels": 4}
+    meta = {"format": FORMAT, "model": "cnn", "model_kwargs": kwargs, "sample_rate": 16000, "clip_samples": 16000,
+            "classes": list(WORDS), "data": {"synthetic": True, "description": "untrained test CNN"}}  # fmt: skip
+    cnn = load_bundle(export_model(M5(**kwargs).eval(), meta, tmp_path / "cnn.safetensors"))
+    calls = _spy_dt_scales(monkeypatch, cnn.model)
+    result = handlers.classify(cnn, str(EXAMPLES / "go_8k.wav"), "8000")
+    assert result.label is not None and calls and set(calls) == {1.0}
+    assert result.dt_scale == 1.0 and "no Δ to rescale (CNN)" in result.status and result.kernels is None

@@ -1,4 +1,5 @@
-"""training.data: SpeechCommands on generated and hand-made folders, index cache, Augment, data module."""
+"""training.data, .clip_index and .datamodule: SpeechCommands on generated and hand-made folders, the index cache,
+the data module."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 import soundfile as sf
 import torch
 
+import training.clip_index as clip_index
 import training.data as data
 from training.data import (
     SC10_CLASSES,
@@ -20,11 +22,10 @@ from training.data import (
     SC35_CLASSES,
     SILENCE,
     UNKNOWN,
-    Augment,
     SpeechCommands,
-    SpeechCommandsDataModule,
     noise_cuts,
 )
+from training.datamodule import SpeechCommandsDataModule
 
 
 def make_folder(root: Path, words=("yes", "no"), per_word=4, lengths=None, held=1) -> Path:
@@ -266,32 +267,16 @@ def test_missing_or_wrong_root(tmp_path):
 def test_index_cache_avoids_rescans_and_notices_changes(tmp_path, monkeypatch):
     root = make_folder(tmp_path / "sc", per_word=3)
     assert len(SpeechCommands(root, split="train")) == 2
-    assert (root / data.INDEX_FILE).exists()
+    assert (root / clip_index.INDEX_FILE).exists()
 
     def no_reading(*args, **kwargs):
         raise AssertionError("the index should have come from the cache")
 
-    monkeypatch.setattr(data.sf, "info", no_reading)
+    monkeypatch.setattr(clip_index.sf, "info", no_reading)
     assert len(SpeechCommands(root, split="train")) == 2
     monkeypatch.undo()
     shutil.copy(root / "yes/spk00_nohash_0.wav", root / "yes/new_nohash_0.wav")
     assert len(SpeechCommands(root, split="train")) == 3
-
-
-def test_augment_shift_gain_and_noise():
-    wave = torch.zeros(1000)
-    wave[500] = 0.5
-    shifted = Augment((), sample_rate=1000, shift_ms=100, noise_prob=0, gain_db=(0, 0))
-    out = shifted(wave, np.random.default_rng(0))
-    assert out.shape == (1000,) and 400 <= int(out.abs().argmax()) <= 600 and out.abs().max() == 0.5
-    louder = Augment((), shift_ms=0, gain_db=(6, 6))(wave, np.random.default_rng(0))
-    assert louder.max().item() == pytest.approx(0.5 * 10 ** (6 / 20), rel=1e-4)
-    noise = torch.from_numpy(np.random.default_rng(1).standard_normal(3000).astype(np.float32))
-    speech = torch.sin(torch.arange(1000) * 0.1) * 0.1
-    noisy = Augment([noise], shift_ms=0, noise_prob=1, snr_db=(10, 10), gain_db=(0, 0))
-    added = noisy(speech, np.random.default_rng(0)) - speech
-    snr = 20 * torch.log10(speech.pow(2).mean().sqrt() / added.pow(2).mean().sqrt())
-    assert snr.item() == pytest.approx(10, abs=0.1)
 
 
 def test_datamodule_loaders_and_deterministic_augmentation(tiny_sc10):
@@ -333,3 +318,12 @@ def test_cli_info_and_help(tiny_sc10, capsys):
     assert exit_info.value.code == 0 and "download" in capsys.readouterr().out
     assert data.main(["info", "--root", str(tiny_sc10 / "missing")]) == 1
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_datamodule_passes_augment_options_and_names_an_unknown_one(tiny_sc10):
+    module = SpeechCommandsDataModule(tiny_sc10, augment=True, speed=(0.9, 1.1), shift_ms=0)
+    module.setup("fit")
+    augment = module._dataset("train").augment
+    assert augment.speed == (0.9, 1.1) and augment.max_shift == 0
+    with pytest.raises(ValueError, match="unknown augmentation option.*spead"):
+        SpeechCommandsDataModule(tiny_sc10, augment=True, spead=(0.9, 1.1))

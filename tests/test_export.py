@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.atomic import atomic_write
 from training.export import FORMAT, ModelFileError, export_model, load_model
 from training.inference import dt_scale_for, predict_logits, prepare
 from training.models import build_model
@@ -56,6 +57,21 @@ def test_export_replaces_atomically_and_leaves_no_temp_files(exported, tmp_path:
     model, path = exported
     export_model(model, _meta("s4", TINY_S4), path)  # over the existing pair
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.safetensors"]
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_no_temp_file(tmp_path: Path) -> None:
+    target = tmp_path / "last.ckpt"
+    target.write_bytes(b"old")
+
+    def interrupted(handle) -> None:
+        handle.write(b"half of the new")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write(target, interrupted)
+    assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
+    atomic_write(target, lambda handle: handle.write(b"new"))
+    assert target.read_bytes() == b"new" and list(tmp_path.iterdir()) == [target]
 
 
 def _expect(path: Path, *fragments: str) -> None:

@@ -5,7 +5,6 @@ import torch
 
 from s4 import S4
 from s4.fft import fft_conv
-from s4.kernel import naive_kernel
 
 
 def _relative_error(a, b):
@@ -69,17 +68,18 @@ def test_half_rate_kernel_integrates_over_two_fine_steps(mode, tolerance):
 
 
 def test_layer_kernel_equals_dense_reference():
+    """Algorithm 1 (generating function, Woodbury, Cauchy) against the dense powers of Ā in float64, at the
+    training step, at Δ·2, and past the truncation horizon; backend "dense" routes the layer through the same."""
     torch.manual_seed(0)
     layer = S4(3, d_state=8, mode="dplr", l_max=64).double()
-    ssm = layer.ssm
+    dense = S4(3, d_state=8, mode="dplr", l_max=64, backend="dense").double()
+    dense.load_state_dict(layer.state_dict())
     with torch.no_grad():
-        Lambda, P, B, C_tilde = (t.to(torch.complex128) for t in ssm._system())
-        from s4.kernel import discretize_bilinear, pair_expand, retruncate_C
-
-        C = retruncate_C(Lambda, P, B, C_tilde, ssm.dt().double(), 64, None)
-        A, B_full, C_full = pair_expand(Lambda, P, B, C)
-        reference = naive_kernel(*discretize_bilinear(A, B_full, ssm.dt().double()), C_full, 64)
-        assert _relative_error(layer.kernel(64).double(), reference) < 1e-4
+        for L, dt_scale in ((64, 1.0), (32, 2.0), (150, 1.0)):
+            reference = layer.ssm.dense_kernel(L, dt_scale)
+            assert reference.dtype == torch.float64 and reference.shape == (3, L)
+            assert _relative_error(layer.kernel(L, dt_scale), reference) < 1e-4
+            torch.testing.assert_close(dense.kernel(L, dt_scale), reference)
 
 
 def test_kernel_longer_than_the_horizon_is_extended_exactly():
@@ -213,3 +213,47 @@ def test_cuda_layer_matches_the_cpu_layer(mode, bidirectional):
         results.append([y.detach().cpu()] + [p.grad.cpu() for p in layer.parameters()])
     for on_cuda, on_cpu in zip(results[1], results[0], strict=True):
         assert _relative_error(on_cuda, on_cpu) < 1e-4
+
+
+def _float64_views(layer, L=128):
+    """A causal layer's SSMs in float64, convolutional and recurrent, on one input u (2, H, L) → (the convolution
+    with `layer.kernel`, a `step` loop, `step_chunk` over two chunks, the loop's final state, the chunks').
+
+    The SSMs, not the whole layer: the layer's forward and step_chunk run their FFTs in float32."""
+    torch.manual_seed(1)
+    ssm = layer.double().ssm
+    u = torch.randn(2, layer.d_model, L, dtype=torch.float64)
+    with torch.no_grad():
+        conv = fft_conv(u, layer.kernel(L))
+        state, stepped = torch.zeros(2, layer.d_model, layer.d_state // 2, dtype=torch.complex128), []
+        for t in range(L):
+            y_t, state = ssm.step(u[..., t], state)
+            stepped.append(y_t)
+        first, mid = ssm.step_chunk(u[..., : L // 3], torch.zeros_like(state))
+        second, end = ssm.step_chunk(u[..., L // 3 :], mid)
+    return conv, torch.stack(stepped, -1), torch.cat([first, second], -1), state, end
+
+
+@pytest.mark.parametrize(("init", "discretization"), [("lin", "bilinear"), ("inv", "bilinear"), ("inv", "zoh")])
+def test_diag_recurrence_equals_the_convolution_in_float64(init, discretization):
+    """Bilinear S4D steps with Ā = (1 + ΔΛ/2)/(1 − ΔΛ/2) and its log (step_chunk's powers), ZOH with e^{ΔΛ}: in
+    float64 any formula mismatch with the kernel shows far above round-off (1e-15 here)."""
+    torch.manual_seed(0)
+    layer = S4(4, d_state=16, mode="diag", init=init, discretization=discretization, l_max=128)
+    conv, stepped, chunked, state, end = _float64_views(layer)
+    assert conv.dtype == stepped.dtype == chunked.dtype == torch.float64 and state.dtype == torch.complex128
+    assert _relative_error(stepped, conv) < 1e-12 and _relative_error(chunked, conv) < 1e-12
+    assert _relative_error(end, state) < 1e-12
+
+
+def test_inv_init_gives_the_s4d_inv_frequencies():
+    """S4D-Inv: Λ_n = −½ + i·N/π·(N/(2n+1) − 1), n < N/2, the same for every channel and every SSM copy."""
+    N = 16
+    layer = S4(6, d_state=N, mode="diag", init="inv", n_ssm=2)
+    n = torch.arange(N // 2, dtype=torch.float64)
+    imag = N / torch.pi * (N / (2 * n + 1) - 1)
+    with torch.no_grad():
+        Lambda = layer.ssm.Lambda().to(torch.complex128)
+    assert layer.ssm.imag.shape == (2, N // 2) and Lambda.shape == (6, N // 2)
+    assert torch.allclose(Lambda.real, torch.full_like(Lambda.real, -0.5))
+    assert torch.allclose(Lambda.imag, imag.expand(6, -1), rtol=1e-6)

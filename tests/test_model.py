@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from s4 import S4Classifier
+from s4 import S4Classifier, param_groups
 
 
 def test_forward_backward_on_a_full_second_of_audio():
@@ -41,7 +41,7 @@ def test_layer_norm_bidirectional_glu_variant():
 
 def test_param_groups_split_ssm_and_no_decay_parameters():
     model = S4Classifier(10, d_model=16, n_layers=2, d_state=8)
-    groups = model.param_groups(lr=0.01, weight_decay=0.05, ssm_lr=1e-3)
+    groups = param_groups(model, lr=0.01, weight_decay=0.05, ssm_lr=1e-3)
     by_lr = {(g["lr"], g["weight_decay"]): g["params"] for g in groups}
     ssm = {id(p) for p in by_lr[(1e-3, 0.0)]}
     ssm_expected = {id(p) for b in model.blocks for n, p in b.s4.ssm.named_parameters() if n != "C"}

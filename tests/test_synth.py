@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+import training.effects as effects
 import training.synth as synth
+import training.tts as tts
 from training.data import SC10_CLASSES
 
 needs_tts = pytest.mark.skipif(
-    any(shutil.which(p) is None for p in ("sox", *synth.ENGINES)),
+    any(shutil.which(p) is None for p in ("sox", *tts.ENGINES)),
     reason="flite/festival/espeak-ng/sox missing",
 )
 
@@ -38,14 +40,14 @@ def test_layout_and_format(tiny_sc10):
     assert "SYNTHETIC" in (tiny_sc10 / "README").read_text()
     manifest = json.loads((tiny_sc10 / "manifest.json").read_text())
     assert manifest["synthetic"] is True and manifest["seed"] == 0 and manifest["words"] == list(SC10_CLASSES)
-    assert {v["engine"] for v in manifest["voices"]} == set(synth.ENGINES)  # every engine is used
+    assert {v["engine"] for v in manifest["voices"]} == set(tts.ENGINES)  # every engine is used
     clips = sorted(tiny_sc10.glob("*/*_nohash_*.wav"))
     assert len(clips) == 50
     for clip in clips[:10]:
         info = sf.info(clip)
         assert (info.samplerate, info.channels, info.frames, info.subtype) == (16000, 1, 16000, "PCM_16")
     noises = sorted((tiny_sc10 / "_background_noise_").glob("*.wav"))
-    assert [p.stem for p in noises] == sorted(f"{k}_noise" for k in synth.NOISE_KINDS)
+    assert [p.stem for p in noises] == sorted(f"{k}_noise" for k in effects.NOISE_KINDS)
     assert sf.info(noises[0]).duration == pytest.approx(3.0)
 
 
@@ -82,28 +84,28 @@ def test_same_seed_gives_identical_files(tmp_path):
 
 
 def test_missing_engine_names_the_package(monkeypatch):
-    monkeypatch.setattr(synth.shutil, "which", lambda name: None if name == "flite" else f"/usr/bin/{name}")
-    with pytest.raises(synth.SynthError, match=r"flite not found: apt-get install flite"):
-        synth.check_engines(["flite"])
-    with pytest.raises(synth.SynthError, match="unknown engine 'mbrola'"):
-        synth.check_engines(["mbrola"])
+    monkeypatch.setattr(tts.shutil, "which", lambda name: None if name == "flite" else f"/usr/bin/{name}")
+    with pytest.raises(tts.SynthError, match=r"flite not found: apt-get install flite"):
+        tts.check_engines(["flite"])
+    with pytest.raises(tts.SynthError, match="unknown engine 'mbrola'"):
+        tts.check_engines(["mbrola"])
     assert synth.main(["--out", "/nonexistent/never", "--engines", "flite", "--clips-per-word", "1"]) == 1
 
 
 def test_refuses_a_non_empty_output_folder(tmp_path):
     (tmp_path / "old.txt").write_text("left over")
-    with pytest.raises(synth.SynthError, match=r"exists and is not empty: delete it or choose another --out"):
+    with pytest.raises(tts.SynthError, match=r"exists and is not empty: delete it or choose another --out"):
         synth.generate(tmp_path, clips_per_word=1, progress=False)
 
 
 def test_split_assignment_is_about_80_10_10_and_spread_over_engines():
     rng = np.random.default_rng(0)
-    voices = synth._sample_voices(150, synth.ENGINES, rng)
+    voices = synth._sample_voices(150, tts.ENGINES, rng)
     splits = synth.assign_splits(voices)
     counts = {s: list(splits.values()).count(s) for s in ("train", "validation", "testing")}
     assert counts == {"train": 120, "validation": 15, "testing": 15}
     for split in ("validation", "testing"):
-        assert {v.engine for v in voices if splits[v.hash] == split} == set(synth.ENGINES)
+        assert {v.engine for v in voices if splits[v.hash] == split} == set(tts.ENGINES)
     assert len({v.hash for v in voices}) == 150
 
 
@@ -116,8 +118,8 @@ def test_plan_and_words():
     assert synth.resolve_words("yes, no") == ("yes", "no")
 
 
-@pytest.mark.parametrize("kind", synth.NOISE_KINDS)
+@pytest.mark.parametrize("kind", effects.NOISE_KINDS)
 def test_noise_kinds(kind):
-    noise = synth.make_noise(kind, 0.5, np.random.default_rng(0))
+    noise = effects.make_noise(kind, 0.5, np.random.default_rng(0))
     assert noise.shape == (8000,) and noise.dtype == np.float32
     assert np.abs(noise).max() == pytest.approx(0.5) and noise.std() > 0.01

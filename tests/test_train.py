@@ -18,8 +18,10 @@ import torch
 import yaml
 
 from training import train
+from training.checkpoint_io import AtomicCheckpointIO
 from training.config import validate
-from training.data import SILENCE, SpeechCommands, SpeechCommandsDataModule
+from training.data import SILENCE, SpeechCommands
+from training.datamodule import SpeechCommandsDataModule
 from training.export import load_model
 from training.lightning_module import SpeechClassifier, warmup_cosine
 
@@ -50,6 +52,32 @@ def test_warmup_cosine_schedule() -> None:
     factor = warmup_cosine(10, 110)
     assert factor(0) == pytest.approx(0.1) and factor(9) == pytest.approx(1.0)
     assert factor(60) == pytest.approx(0.5) and factor(110) == pytest.approx(0.0) and factor(500) == 0.0
+
+
+def test_plateau_scheduler_cuts_every_lr_after_patience_epochs_without_a_better_val_acc() -> None:
+    config = validate({**TINY, "scheduler": {"name": "plateau", "factor": 0.5, "patience": 2}})
+    configured = SpeechClassifier(config, n_classes=10).configure_optimizers()
+    optimizer, schedule = configured["optimizer"], configured["lr_scheduler"]
+    scheduler = schedule["scheduler"]
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and schedule["monitor"] == "val_acc"
+    assert (scheduler.mode, scheduler.factor, scheduler.patience) == ("max", 0.5, 2)
+    start = [group["lr"] for group in optimizer.param_groups]
+    assert sorted(set(start)) == [0.001, 0.01]  # the SSM group and the rest
+    # A rising accuracy is progress (in "min" mode these three would already cut the LR), then two flat or
+    # worse epochs are within patience, and the third one cuts every group's LR by `factor`.
+    for epoch, val_acc in enumerate([0.5, 0.6, 0.7, 0.7, 0.65, 0.6]):
+        scheduler.step(val_acc)
+        expected = start if epoch < 5 else [0.5 * lr for lr in start]
+        assert [group["lr"] for group in optimizer.param_groups] == pytest.approx(expected), epoch
+
+
+def test_checkpoint_io_saves_into_a_new_folder_without_temp_files(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints" / "last.ckpt"
+    for step in (1, 2):  # the second save replaces the first
+        AtomicCheckpointIO().save_checkpoint({"global_step": step, "weight": torch.ones(3) * step}, path)
+    saved = torch.load(path, weights_only=True)
+    assert saved["global_step"] == 2 and torch.equal(saved["weight"], torch.full((3,), 2.0))
+    assert list(path.parent.iterdir()) == [path]
 
 
 def test_tiny_model_loss_falls(tiny_sc10: Path) -> None:

@@ -18,6 +18,7 @@ import torchaudio.functional as AF
 MIN_RATE = 1000
 MAX_RATE = 384_000
 DEFAULT_MAX_BYTES = 50_000_000
+DOWNSAMPLE = ("resample", "decimate")  # how `prepare` makes a lower rate
 
 
 class AudioError(ValueError):
@@ -119,3 +120,20 @@ def decimate(wave: torch.Tensor, factor: int) -> torch.Tensor:
     if factor < 1:
         raise ValueError(f"decimation factor must be >= 1, got {factor}")
     return wave[..., ::factor]
+
+
+def prepare(waveform: torch.Tensor, native_rate: int, target_rate: int, downsample: str = "resample") -> torch.Tensor:
+    """(..., L) at native_rate → (..., L · target_rate / native_rate) at target_rate.
+
+    "resample": band-limited (torchaudio); "decimate": keep every k-th sample, no low-pass (the S4 paper's
+    8 kHz test), only for rates that divide native_rate.
+    """
+    if downsample not in DOWNSAMPLE:
+        raise ValueError(f"unknown downsample {downsample!r}; choose 'resample' or 'decimate'")
+    if target_rate == native_rate:
+        return waveform
+    if downsample == "decimate":
+        if target_rate > native_rate or native_rate % target_rate:
+            raise ValueError(f"decimate needs a rate dividing {native_rate} Hz, got {target_rate}")
+        return decimate(waveform, native_rate // target_rate)
+    return resample(waveform, native_rate, target_rate)

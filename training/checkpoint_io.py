@@ -1,4 +1,4 @@
-"""Checkpoints written atomically: a temporary file in the target's own folder, then one rename.
+"""Checkpoints saved by `training.atomic.atomic_write`: a temporary file in the target's own folder, then one rename.
 
 Lightning's default (fsspec transaction) stages the file in the system temp folder and *moves* it: across
 filesystems that is a copy, and a kill during the copy leaves a truncated last.ckpt behind.
@@ -7,12 +7,13 @@ filesystems that is a copy, and a kill during the copy leaves a truncated last.c
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from training.atomic import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -21,13 +22,4 @@ class AtomicCheckpointIO(TorchCheckpointIO):
     def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike, storage_options: Any = None) -> None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                torch.save(checkpoint, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write(path, lambda handle: torch.save(checkpoint, handle))

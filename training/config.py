@@ -28,6 +28,7 @@ DEFAULTS: dict = {
         "noise_prob": 0.8,
         "snr_db": [5, 30],
         "gain_db": [-12, 6],
+        "speed": None,  # [low, high]: speed perturbation factor drawn per clip; None keeps the speed
         "provenance": None,  # where real clips came from: written to the exported model's JSON (data.provenance)
     },
     "optim": {"lr": 0.01, "weight_decay": 0.0, "ssm_lr": 0.001, "label_smoothing": 0.0},

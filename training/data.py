@@ -1,4 +1,4 @@
-"""Google Speech Commands (v0.01/v0.02, or a generated look-alike): dataset, augmentation, data module.
+"""Google Speech Commands (v0.01/v0.02, or a generated look-alike): class lists, splits, the Dataset, a CLI.
 
 Layout: `root/<word>/<speaker>_nohash_<n>.wav`, `validation_list.txt`, `testing_list.txt`,
 `_background_noise_/`. Items are `(waveform (L,) float32, label, path)` with L = sample_rate (1 s).
@@ -10,8 +10,6 @@ Layout: `root/<word>/<speaker>_nohash_<n>.wav`, `validation_list.txt`, `testing_
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import logging
 import os
 import sys
@@ -19,23 +17,22 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-import lightning as L
-import numpy as np
 import soundfile as sf
 import torch
-from torch.utils.data import DataLoader, Dataset, get_worker_info
+from torch.utils.data import Dataset
 
-from training.audio import AudioError, decimate, load_audio, pad_or_trim, resample
+from training.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
+from training.clip_index import NATIVE_RATE, SILENCE, scan
 from training.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
+from training.export import describe_data
 
 __all__ = [
-    "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "Augment", "SpeechCommands",
-    "SpeechCommandsDataModule", "download",
+    "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "SILENCE", "UNKNOWN",
+    "SpeechCommands", "download", "noise_cuts", "training_seconds",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
 
-NATIVE_RATE = 16000
 # Label order of the ten-word task (the S4 paper's SC10).
 SC10_CLASSES = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 # All 35 words of v0.02, sorted alphabetically; v0.01 lacks backward, follow, forward, learn, visual.
@@ -44,7 +41,7 @@ SC35_CLASSES = tuple(sorted((
     "happy", "house", "learn", "left", "marvin", "nine", "no", "off", "on", "one", "right", "seven",
     "sheila", "six", "stop", "three", "tree", "two", "up", "visual", "wow", "yes", "zero",
 )))  # fmt: skip
-SILENCE, UNKNOWN = "_silence_", "_unknown_"
+UNKNOWN = "_unknown_"
 # Keyword spotting (Warden 2018): the ten words, silence (the `_silence_` clips and 1 s cuts of the background
 # noise recordings) and unknown (every other word).
 SC12_CLASSES = (*SC10_CLASSES, SILENCE, UNKNOWN)
@@ -57,64 +54,6 @@ SPLITS = {
     "test": "testing",
     "testing": "testing",
 }
-INDEX_FILE = ".s4_index.json"
-INDEX_VERSION = 3
-AUDIO_SUFFIXES = (".wav", ".flac")
-
-
-def _signature(root: Path, folders: Sequence[Path]) -> str:
-    """Cheap fingerprint of the layout: folder mtimes change whenever a file is added or removed.
-
-    The root's own mtime is left out: writing the index there changes it.
-    """
-    parts = [f"{p.name}:{p.stat().st_mtime_ns}" for p in folders]
-    for name in ("validation_list.txt", "testing_list.txt"):
-        if (root / name).exists():
-            parts.append(f"{name}:{(root / name).stat().st_mtime_ns}")
-    return hashlib.sha1("|".join(parts).encode()).hexdigest()
-
-
-def _index_path(root: Path) -> Path:
-    if os.access(root, os.W_OK):
-        return root / INDEX_FILE
-    # Read-only dataset: keep the index in the user's cache, keyed on the folder's path.
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "s4-speech"
-    return cache / f"index-{hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:16]}.json"
-
-
-def scan(root: Path) -> dict[str, int | str]:
-    """Every `<word>/*.wav` or `*.flac` under root → its length in samples at 16 kHz, or the reason it is unreadable.
-
-    Cached beside the data (or in ~/.cache/s4-speech) and reused while the folders are unchanged.
-    """
-    folders = sorted(
-        p for p in root.iterdir() if p.is_dir() and (p.name == SILENCE or not p.name.startswith(("_", ".")))
-    )
-    signature = _signature(root, folders)
-    index_path = _index_path(root)
-    if index_path.exists():
-        try:
-            cached = json.loads(index_path.read_text())
-            if cached.get("version") == INDEX_VERSION and cached.get("signature") == signature:
-                return cached["files"]
-        except (OSError, ValueError):
-            pass  # a damaged cache is rebuilt below
-    files: dict[str, int | str] = {}
-    for folder in folders:
-        for path in sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES):
-            try:
-                info = sf.info(str(path))
-                if info.frames == 0:
-                    raise AudioError("zero-length audio")
-                files[f"{folder.name}/{path.name}"] = round(info.frames * NATIVE_RATE / info.samplerate)
-            except (AudioError, sf.LibsndfileError, RuntimeError) as error:
-                files[f"{folder.name}/{path.name}"] = f"unreadable: {error}"
-    try:
-        index_path.parent.mkdir(parents=True, exist_ok=True)
-        index_path.write_text(json.dumps({"version": INDEX_VERSION, "signature": signature, "files": files}))
-    except OSError as error:
-        log.warning("could not write the index cache %s: %s", index_path, error)
-    return files
 
 
 def _read_list(root: Path, name: str) -> set[str]:
@@ -129,7 +68,7 @@ def _stem(relative: str) -> str:
     return os.path.splitext(relative)[0]
 
 
-def _training_seconds(seconds: int) -> int:
+def training_seconds(seconds: int) -> int:
     """Whole seconds at the start of a noise recording that belong to training: the last tenth (at least one
     second) is testing and the tenth before it validation."""
     return seconds - 2 * max(1, seconds // 10)
@@ -137,7 +76,7 @@ def _training_seconds(seconds: int) -> int:
 
 def noise_cuts(root: Path) -> dict[str, list[str]]:
     """One-second cuts of every `_background_noise_` recording, for the silence class, by split (see
-    `_training_seconds`; recordings under 3 s give none).
+    `training_seconds`; recordings under 3 s give none).
 
     → {"train" | "validation" | "testing": ["_background_noise_/<name>.wav#k", ...]}; empty lists without noise.
     """
@@ -148,7 +87,7 @@ def noise_cuts(root: Path) -> dict[str, list[str]]:
         n = int(info.frames / info.samplerate)
         if n < 3:
             continue
-        train = _training_seconds(n)
+        train = training_seconds(n)
         names = [f"{NOISE_FOLDER}/{recording.name}{CUT_MARK}{k}" for k in range(n)]
         cuts["train"] += names[:train]
         cuts["validation"] += names[train : (n + train) // 2]
@@ -169,7 +108,7 @@ def _s4_paper_split(items: list[tuple[str, int]], split: str) -> list[tuple[str,
 
 
 class SpeechCommands(Dataset):
-    """One split of Speech Commands → `(waveform (L,) float32, label, path)`, L = length or sample_rate.
+    """One split of Speech Commands → `(waveform (L,) float32, label, path)`, L = sample_rate (one second).
 
     protocol "official": validation_list.txt / testing_list.txt, train = the rest.
     protocol "s4-paper" (sc10 only): full-length clips, stratified 70/15/15 (sklearn, random_state 0 then 1).
@@ -185,7 +124,6 @@ class SpeechCommands(Dataset):
         sample_rate: int = 16000,
         protocol: str = "official",
         downsample: str = "resample",
-        length: int | None = None,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -194,17 +132,25 @@ class SpeechCommands(Dataset):
             raise ValueError(f"unknown split {split!r}; choose from {sorted(SPLITS)}")
         if protocol not in ("official", "s4-paper"):
             raise ValueError(f"unknown protocol {protocol!r}; choose 'official' or 's4-paper'")
-        if downsample not in ("resample", "decimate"):
+        if downsample not in DOWNSAMPLE:
             raise ValueError(f"unknown downsample {downsample!r}; choose 'resample' or 'decimate'")
         if downsample == "decimate" and NATIVE_RATE % sample_rate:
             raise ValueError(f"decimate needs a rate dividing {NATIVE_RATE} Hz, got {sample_rate}")
         self.split, self.sample_rate, self.downsample = SPLITS[split], sample_rate, downsample
-        self.length = length if length is not None else sample_rate  # one second
         self.classes = self._classes(subset)
         if protocol == "s4-paper" and self.classes != SC10_CLASSES:
             raise ValueError("protocol 's4-paper' is defined for subset 'sc10' only")
 
-        files = scan(self.root)
+        items = self._split(self._labelled(scan(self.root), subset, protocol), protocol)
+        if subset == "sc12":
+            items += [(cut, self.classes.index(SILENCE)) for cut in noise_cuts(self.root)[self.split]]
+        self.paths = [str(self.root / relative) for relative, _ in items]
+        self.labels = [label for _, label in items]
+        self._recordings: dict[str, torch.Tensor] = {}
+
+    def _labelled(self, files: dict[str, int | str], subset: str, protocol: str) -> list[tuple[str, int]]:
+        """The index's clips of this dataset's classes → (relative path, label); unreadable ones go to
+        `bad_files`, and the s4-paper protocol keeps only full-length clips."""
         label_of = {word: i for i, word in enumerate(self.classes)}
         if subset == "sc12":  # every word folder outside SC10 is "unknown"; `_background_noise_` is never scanned
             label_of.update({r.split("/")[0]: label_of[UNKNOWN] for r in files if r.split("/")[0] not in label_of})
@@ -224,23 +170,17 @@ class SpeechCommands(Dataset):
             raise ValueError(
                 f"{self.root} is not in the Speech Commands layout: no WAV or FLAC files in {self.classes}"
             )
-        if protocol == "official":
-            val, test = (
-                _read_list(self.root, "validation_list.txt"),
-                _read_list(self.root, "testing_list.txt"),
-            )
-            held = {"validation": val, "testing": test}
-            if self.split == "train":
-                items = [it for it in items if _stem(it[0]) not in val and _stem(it[0]) not in test]
-            else:
-                items = [it for it in items if _stem(it[0]) in held[self.split]]
-        else:
-            items = sorted(_s4_paper_split(items, self.split))
-        if subset == "sc12":
-            items += [(cut, label_of[SILENCE]) for cut in noise_cuts(self.root)[self.split]]
-        self.paths = [str(self.root / relative) for relative, _ in items]
-        self.labels = [label for _, label in items]
-        self._recordings: dict[str, torch.Tensor] = {}
+        return items
+
+    def _split(self, items: list[tuple[str, int]], protocol: str) -> list[tuple[str, int]]:
+        """The items of this dataset's split: by the folder's lists ("official") or the S4 paper's 70/15/15."""
+        if protocol != "official":
+            return sorted(_s4_paper_split(items, self.split))
+        val, test = _read_list(self.root, "validation_list.txt"), _read_list(self.root, "testing_list.txt")
+        if self.split == "train":
+            return [it for it in items if _stem(it[0]) not in val and _stem(it[0]) not in test]
+        held = val if self.split == "validation" else test
+        return [it for it in items if _stem(it[0]) in held]
 
     def _classes(self, subset: str) -> tuple[str, ...]:
         if subset in ("sc10", "sc12"):
@@ -269,166 +209,8 @@ class SpeechCommands(Dataset):
             wave = self._cut(path)
         else:
             wave = pad_or_trim(load_audio(path, NATIVE_RATE), NATIVE_RATE)
-        if self.sample_rate != NATIVE_RATE:
-            if self.downsample == "decimate":
-                wave = decimate(wave, NATIVE_RATE // self.sample_rate)
-            else:
-                wave = resample(wave, NATIVE_RATE, self.sample_rate)
-        return pad_or_trim(wave, self.length), self.labels[index], path
-
-
-class Augment:
-    """Training-time augmentation of one clip (L,) → (L,): time shift, background noise, gain.
-
-    `noises` are mono recordings at the clip's sample rate; randomness comes from the `rng` passed in.
-    """
-
-    def __init__(
-        self,
-        noises: Sequence[torch.Tensor] = (),
-        sample_rate: int = 16000,
-        shift_ms: float = 100,
-        noise_prob: float = 0.8,
-        snr_db: tuple[float, float] = (5, 30),
-        gain_db: tuple[float, float] = (-12, 6),
-    ) -> None:
-        self.noises = [n for n in noises if n.shape[-1] > 0]
-        self.max_shift = int(shift_ms * sample_rate / 1000)
-        self.noise_prob, self.snr_db, self.gain_db = noise_prob, snr_db, gain_db
-
-    def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        length = wave.shape[-1]
-        shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
-        out = torch.zeros_like(wave)
-        if shift >= 0:
-            out[shift:] = wave[: length - shift]
-        else:
-            out[:shift] = wave[-shift:]
-        if self.noises and rng.random() < self.noise_prob:
-            noise = self.noises[int(rng.integers(len(self.noises)))]
-            if noise.shape[-1] < length:
-                noise = noise.repeat(length // noise.shape[-1] + 1)
-            start = int(rng.integers(0, noise.shape[-1] - length + 1))
-            segment = noise[start : start + length]
-            signal_rms = out.pow(2).mean().sqrt().clamp_min(1e-5)
-            noise_rms = segment.pow(2).mean().sqrt().clamp_min(1e-8)
-            snr = rng.uniform(*self.snr_db)
-            out = out + segment * (signal_rms / noise_rms / 10 ** (snr / 20))
-        out = out * 10 ** (rng.uniform(*self.gain_db) / 20)
-        return out.clamp(-1.0, 1.0)
-
-
-class _Augmented(Dataset):
-    """Applies `Augment` with a generator per worker process, seeded from the DataLoader's seed."""
-
-    def __init__(self, dataset: SpeechCommands, augment: Augment, seed: int) -> None:
-        self.dataset, self.augment, self.seed = dataset, augment, seed
-        self._rng: np.random.Generator | None = None
-        self._rng_key: int | None = None
-
-    def _generator(self) -> np.random.Generator:
-        info = get_worker_info()
-        # Worker seeds are drawn anew each epoch from the loader's seeded generator: reproducible, yet varied.
-        key = info.seed if info is not None else self.seed
-        if self._rng is None or self._rng_key != key:
-            self._rng, self._rng_key = np.random.default_rng([self.seed, key]), key
-        return self._rng
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
-        wave, label, path = self.dataset[index]
-        return self.augment(wave, self._generator()), label, path
-
-
-def load_noises(noise_dir: str | os.PathLike, sample_rate: int, training_part: bool = False) -> list[torch.Tensor]:
-    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`. `training_part` keeps only the seconds
-    that `noise_cuts` gives to training, so a dataset's own noise never brings its test silence into training.
-    """
-    noises = [load_audio(p, sample_rate) for p in sorted(Path(noise_dir).glob("*.wav"))]
-    if training_part:
-        noises = [n[: _training_seconds(n.shape[-1] // sample_rate) * sample_rate] for n in noises]
-    return noises
-
-
-class SpeechCommandsDataModule(L.LightningDataModule):
-    """Train/validation/test loaders over `SpeechCommands`; `augment=True` augments the training split."""
-
-    def __init__(
-        self,
-        root: str | os.PathLike,
-        subset: str = "sc10",
-        protocol: str = "official",
-        batch_size: int = 16,
-        num_workers: int = 0,
-        sample_rate: int = 16000,
-        augment: bool = False,
-        noise_dir: str | os.PathLike | None = None,
-        shift_ms: float = 100,
-        noise_prob: float = 0.8,
-        snr_db: tuple[float, float] = (5, 30),
-        gain_db: tuple[float, float] = (-12, 6),
-        seed: int = 0,
-    ) -> None:
-        super().__init__()
-        self.root, self.subset, self.protocol = Path(root), subset, protocol
-        self.batch_size, self.num_workers, self.sample_rate, self.seed = (
-            batch_size,
-            num_workers,
-            sample_rate,
-            seed,
-        )
-        self.augment, self.noise_dir = augment, noise_dir
-        self.augment_args = {
-            "shift_ms": shift_ms,
-            "noise_prob": noise_prob,
-            "snr_db": snr_db,
-            "gain_db": gain_db,
-        }
-        self._datasets: dict[str, Dataset] = {}
-
-    def _dataset(self, split: str) -> Dataset:
-        if split not in self._datasets:
-            dataset = SpeechCommands(self.root, self.subset, split, self.sample_rate, self.protocol)
-            if split == "train" and self.augment:
-                noise_dir = Path(self.noise_dir) if self.noise_dir else self.root / "_background_noise_"
-                own = noise_dir.resolve() == (self.root / NOISE_FOLDER).resolve()
-                noises = load_noises(noise_dir, self.sample_rate, training_part=own) if noise_dir.is_dir() else []
-                if not noises:
-                    log.warning("no background noise found in %s: augmenting without noise", noise_dir)
-                augment = Augment(noises, self.sample_rate, **self.augment_args)
-                dataset = _Augmented(dataset, augment, self.seed)
-            self._datasets[split] = dataset
-        return self._datasets[split]
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        dataset = self._dataset("test")
-        return dataset.classes if isinstance(dataset, SpeechCommands) else dataset.dataset.classes
-
-    def setup(self, stage: str | None = None) -> None:
-        splits = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
-        for split in splits.get(stage, ("train", "validation", "test")):
-            self._dataset(split)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self._dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            generator=torch.Generator().manual_seed(self.seed),
-        )
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+        wave = prepare(wave, NATIVE_RATE, self.sample_rate, self.downsample)
+        return pad_or_trim(wave, self.sample_rate), self.labels[index], path
 
 
 def info(root: str | os.PathLike, subset: str = "sc10", protocol: str = "official") -> dict[str, dict[str, int]]:
@@ -460,8 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(download(args.root, args.url, expected_size=args.size, sha256=args.sha256))
         else:
             counts = info(args.root, args.subset, args.protocol)
-            manifest = args.root / "manifest.json"
-            if manifest.exists() and json.loads(manifest.read_text()).get("synthetic"):
+            if describe_data(args.root)["synthetic"]:
                 print(f"{args.root}: SYNTHETIC data (see its manifest.json)")
             for split, per_class in counts.items():
                 print(

@@ -25,7 +25,7 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,31 +35,13 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
-from training.export import ModelFileError, load_model
-from training.inference import DOWNSAMPLE, dt_scale_for, predict_logits, prepare
+from training.export import ModelFileError, describe_data, load_model
+from training.inference import DOWNSAMPLE, dt_scale_used, predict_logits, prepare
 from training.plots import comparison_png, confusion_png, rate_sweep_png
 
 log = logging.getLogger(__name__)
 SPEAKER_MARK = "_nohash_"  # "<speakerhash>_nohash_<n>.wav": the dataset's own way of naming a clip's speaker
 REJECT = (SILENCE, UNKNOWN)  # the two classes that say "not a command"
-
-
-def describe_data(root: str | os.PathLike) -> dict:
-    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
-
-    "root" is the folder's name only: exported models and reports carry no paths of the machine they came from.
-    """
-    root = Path(root)
-    manifest = root / "manifest.json"
-    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            info["synthetic"] = bool(data.get("synthetic", False))
-            info["description"] = str(data.get("description", info["description"]))
-        except ValueError:
-            pass  # an unreadable manifest leaves the cautious default
-    return info
 
 
 def speaker_of(path: str | os.PathLike) -> str | None:
@@ -165,15 +147,17 @@ def evaluate_model(
     downsample: str = "resample",
     no_rescale: bool = False,
     batch_size: int = 64,
+    heard: Collection[int] | None = None,
 ) -> dict[str, dict]:
     """Run `model` on the clips of `dataset` (at the model's training rate) at each rate → {key: rate_report}.
 
-    Leak guard: clips of speakers the model heard in training or validation (`heard_clips`) are not scored;
-    one warning line gives their number, and each report's "n_clips" counts only the clips scored.
+    Leak guard: clips of speakers the model heard in training or validation are not scored; one warning line
+    gives their number, and each report's "n_clips" counts only the clips scored. `heard`: those clips'
+    indices when the caller already has them from `heard_clips` (None: found here).
     """
     if tuple(dataset.classes) != tuple(meta["classes"]):
         raise ValueError(f"the model's classes {list(meta['classes'])} differ from the data's {list(dataset.classes)}")
-    heard = set(heard_clips(meta, dataset))
+    heard = set(heard_clips(meta, dataset) if heard is None else heard)
     scored: Dataset = dataset
     if heard:
         log.warning(
@@ -196,8 +180,7 @@ def evaluate_model(
     results = {}
     for key, rate, rescale in variants:
         predicted = np.concatenate(predictions[key]) if predictions[key] else np.zeros(0, dtype=int)
-        dt_scale = dt_scale_for(meta, rate) if rescale and meta["model"] == "s4" else 1.0
-        results[key] = rate_report(truth, predicted, meta["classes"], dt_scale)
+        results[key] = rate_report(truth, predicted, meta["classes"], dt_scale_used(meta, rate, rescale))
     return results
 
 
@@ -308,12 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _subset_of(classes: Sequence[str]) -> str:
+def subset_of(classes: Sequence[str]) -> str:
+    """The subset ("sc10", "sc12" or "sc35") whose classes these are; any other word list reads as sc35's."""
     return {SC10_CLASSES: "sc10", SC12_CLASSES: "sc12"}.get(tuple(classes), "sc35")
-
-
-def dataset_subset(dataset: SpeechCommands) -> str:
-    return _subset_of(dataset.classes)
 
 
 def _dataset_for(meta: dict, args: argparse.Namespace) -> SpeechCommands:
@@ -322,7 +302,7 @@ def _dataset_for(meta: dict, args: argparse.Namespace) -> SpeechCommands:
     trained_root = Path(trained_on.get("root", "")).name
     same_root = bool(trained_root) and trained_root == args.data.resolve().name
     protocol = args.protocol or (trained_on.get("protocol", "official") if same_root else "official")
-    subset = args.subset or trained_on.get("subset") or _subset_of(meta["classes"])
+    subset = args.subset or trained_on.get("subset") or subset_of(meta["classes"])
     return SpeechCommands(args.data, subset, args.split, sample_rate=meta["sample_rate"], protocol=protocol)
 
 
@@ -356,18 +336,19 @@ def run(args: argparse.Namespace) -> dict:
         for rate, why in skipped.items():
             log.warning("warning: %s cannot take %d Hz input (%s): that rate is left out", name, rate, why)
         rates = [rate for rate in args.rates if rate not in skipped]
-        results = evaluate_model(model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size)
+        heard = heard_clips(meta, dataset)
+        results = evaluate_model(
+            model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size, heard=heard
+        )
         _print_results(name, results, meta["classes"])
-        data = {**describe_data(args.data), "split": args.split, "subset": dataset_subset(dataset)}
+        data = {**describe_data(args.data), "split": args.split, "subset": subset_of(dataset.classes)}
         data["n_clips"] = len(dataset)
         model_info = {"path": str(path), "kind": meta["model"], "sample_rate": meta["sample_rate"]}
         trained_on = dict(meta.get("data", {}))
         if "heard_speakers" in trained_on:  # the list itself (hundreds of hashes) stays in the model's JSON
             trained_on["n_heard_speakers"] = len(trained_on.pop("heard_speakers"))
         model_info["trained_on"] = trained_on
-        entries.append(
-            {"excluded": len(heard_clips(meta, dataset)), "model": model_info, "data": data, "rates": results}
-        )
+        entries.append({"excluded": len(heard), "model": model_info, "data": data, "rates": results})
         if skipped:
             entries[-1]["skipped_rates"] = {str(rate): why for rate, why in skipped.items()}
         table[name] = {key: result["accuracy"] for key, result in results.items()}

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import nn
 
+from training.atomic import atomic_write
 from training.models import MODELS, build_model
 
 FORMAT = "s4-speech-model/1"
@@ -29,16 +29,23 @@ class ModelFileError(ValueError):
     """An exported model that cannot be loaded; the message names the file and the problem."""
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call write(temp_path) on a temporary file beside `path`, then rename it over `path` in one step."""
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(temp)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+def describe_data(root: str | os.PathLike) -> dict:
+    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
+
+    The start of an exported model's "data" record, and of an evaluation report's. "root" is the folder's name
+    only: exported models and reports carry no paths of the machine they came from.
+    """
+    root = Path(root)
+    manifest = root / "manifest.json"
+    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+            info["synthetic"] = bool(data.get("synthetic", False))
+            info["description"] = str(data.get("description", info["description"]))
+        except ValueError:
+            pass  # an unreadable manifest leaves the cautious default
+    return info
 
 
 def export_model(model: nn.Module, meta: dict, path: str | os.PathLike) -> Path:
@@ -49,9 +56,9 @@ def export_model(model: nn.Module, meta: dict, path: str | os.PathLike) -> Path:
     weights = Path(path).with_suffix(".safetensors")
     weights.parent.mkdir(parents=True, exist_ok=True)
     state = {name: t.detach().cpu().contiguous() for name, t in model.state_dict().items()}
-    _atomic_write(weights, lambda temp: save_file(state, temp, metadata={"format": FORMAT}))
+    atomic_write(weights, lambda handle: handle.write(save(state, metadata={"format": FORMAT})))
     text = json.dumps(meta, indent=1, default=str) + "\n"
-    _atomic_write(weights.with_suffix(".json"), lambda temp: Path(temp).write_text(text))
+    atomic_write(weights.with_suffix(".json"), lambda handle: handle.write(text.encode()))
     return weights
 
 

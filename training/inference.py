@@ -9,9 +9,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from training.audio import decimate, resample
+from training.audio import DOWNSAMPLE, prepare
 
-DOWNSAMPLE = ("resample", "decimate")
+__all__ = ["DOWNSAMPLE", "dt_scale_for", "dt_scale_used", "predict_logits", "prepare"]
 
 
 def dt_scale_for(meta: dict, rate: int) -> float:
@@ -21,29 +21,21 @@ def dt_scale_for(meta: dict, rate: int) -> float:
     return float(meta["sample_rate"]) / float(rate)
 
 
-def prepare(waveform: Tensor, native_rate: int, target_rate: int, downsample: str = "resample") -> Tensor:
-    """(..., L) at native_rate → (..., L · target_rate / native_rate) at target_rate.
+def dt_scale_used(meta: dict, rate: int, rescale: bool) -> float:
+    """The Δ multiplier a model runs with at `rate` Hz: `dt_scale_for` for an S4 model when `rescale`, else 1.0.
 
-    "resample": band-limited (torchaudio); "decimate": keep every k-th sample, no low-pass (the S4 paper's
-    8 kHz test), only for rates that divide native_rate.
+    A CNN has no Δ to rescale; an S4 model with `rescale` off is the "Δ unchanged" run of an evaluation.
     """
-    if downsample not in DOWNSAMPLE:
-        raise ValueError(f"unknown downsample {downsample!r}; choose 'resample' or 'decimate'")
-    if target_rate == native_rate:
-        return waveform
-    if downsample == "decimate":
-        if target_rate > native_rate or native_rate % target_rate:
-            raise ValueError(f"decimate needs a rate dividing {native_rate} Hz, got {target_rate}")
-        return decimate(waveform, native_rate // target_rate)
-    return resample(waveform, native_rate, target_rate)
+    return dt_scale_for(meta, rate) if rescale and meta.get("model") == "s4" else 1.0
 
 
-def predict_logits(model: nn.Module, meta: dict, waveform: Tensor, rate: int, rescale: bool = True) -> Tensor:
-    """waveform (B, L) at `rate` Hz → logits (B, n_classes), without gradients.
-
-    S4 models run with dt_scale = meta["sample_rate"] / rate when `rescale`, else 1.0; a CNN always gets 1.0.
-    """
-    dt_scale = dt_scale_for(meta, rate) if rescale and meta.get("model") == "s4" else 1.0
+def predict_logits(
+    model: nn.Module, meta: dict, waveform: Tensor, rate: int, rescale: bool = True, dt_scale: float | None = None
+) -> Tensor:
+    """waveform (B, L) at `rate` Hz → logits (B, n_classes), without gradients. Δ is scaled by `dt_scale`, or when
+    None by `dt_scale_used(meta, rate, rescale)`: a caller that shows the scale decides it once and passes it."""
+    if dt_scale is None:
+        dt_scale = dt_scale_used(meta, rate, rescale)
     device = next(model.parameters()).device
     with torch.no_grad():
         return model(waveform.to(device=device, dtype=torch.float32), dt_scale=dt_scale)

@@ -6,14 +6,16 @@ import inspect
 
 from torch import nn
 
-from s4 import S4Classifier
+from s4 import S4Classifier, S4Options
 from training.cnn import M5
 
 MODELS: dict[str, type[nn.Module]] = {"s4": S4Classifier, "cnn": M5}
 
 
 def model_options(kind: str) -> list[str]:
-    """Constructor keyword names of model `kind` (n_classes included)."""
+    """Keyword options of model `kind` with n_classes: `S4Options`' fields for S4, the CNN's constructor's."""
+    if kind == "s4":
+        return ["n_classes", *S4Options.names()]
     return list(inspect.signature(MODELS[kind]).parameters)
 
 

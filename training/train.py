@@ -27,9 +27,10 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
-from training.data import SpeechCommands, SpeechCommandsDataModule
-from training.evaluate import describe_data, evaluate_model, heard_speakers
-from training.export import FORMAT, export_model
+from training.data import SpeechCommands
+from training.datamodule import SpeechCommandsDataModule
+from training.evaluate import evaluate_model, heard_speakers
+from training.export import FORMAT, describe_data, export_model
 from training.lightning_module import SpeechClassifier
 from training.plots import learning_curves
 from training.progress import is_terminal

@@ -1,0 +1,84 @@
+"""training.augment: speed, shift, gain and noise of one clip; and the filterbank's time/channel masking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from s4.frontend import SSMFilterbank, mask_envelopes
+from training.augment import Augment, change_speed
+
+
+def test_augment_shift_gain_and_noise():
+    wave = torch.zeros(1000)
+    wave[500] = 0.5
+    shifted = Augment((), sample_rate=1000, shift_ms=100, noise_prob=0, gain_db=(0, 0))
+    out = shifted(wave, np.random.default_rng(0))
+    assert out.shape == (1000,) and 400 <= int(out.abs().argmax()) <= 600 and out.abs().max() == 0.5
+    louder = Augment((), shift_ms=0, gain_db=(6, 6))(wave, np.random.default_rng(0))
+    assert louder.max().item() == pytest.approx(0.5 * 10 ** (6 / 20), rel=1e-4)
+    noise = torch.from_numpy(np.random.default_rng(1).standard_normal(3000).astype(np.float32))
+    speech = torch.sin(torch.arange(1000) * 0.1) * 0.1
+    noisy = Augment([noise], shift_ms=0, noise_prob=1, snr_db=(10, 10), gain_db=(0, 0))
+    added = noisy(speech, np.random.default_rng(0)) - speech
+    snr = 20 * torch.log10(speech.pow(2).mean().sqrt() / added.pow(2).mean().sqrt())
+    assert snr.item() == pytest.approx(10, abs=0.1)
+
+
+def test_change_speed_scales_frequency_and_keeps_the_centre():
+    rate = 16000
+    t = torch.arange(rate) / rate
+    tone = torch.sin(2 * torch.pi * 400 * t) * (t > 0.3) * (t < 0.7)  # a 400 Hz burst in the middle
+    faster = change_speed(tone, 1.25)
+    assert faster.shape == tone.shape
+    peak_hz = torch.fft.rfft(faster).abs().argmax().item()  # 1 Hz bins over a one-second clip
+    assert peak_hz == pytest.approx(500, abs=3)
+    active = (faster.abs() > 1e-3).nonzero().squeeze(1)
+    burst = (active[-1] - active[0]).item() / rate
+    assert burst == pytest.approx(0.4 / 1.25, abs=0.01)
+    assert (active[0] + active[-1]).item() / 2 / rate == pytest.approx(0.5, abs=0.01)
+    slower = change_speed(tone, 0.8)
+    assert slower.shape == tone.shape
+    assert torch.fft.rfft(slower).abs().argmax().item() == pytest.approx(320, abs=3)
+    assert change_speed(tone, 1.0) is tone
+
+
+def test_augment_draws_speed_in_range_and_rejects_a_bad_range():
+    rate = 16000
+    tone = torch.sin(2 * torch.pi * 1000 * torch.arange(rate) / rate)
+    augment = Augment((), rate, shift_ms=0, gain_db=(0, 0), speed=(0.9, 1.1))
+    peaks = [torch.fft.rfft(augment(tone, np.random.default_rng(s))).abs().argmax().item() for s in range(8)]
+    assert all(895 <= p <= 1105 for p in peaks) and len(set(peaks)) > 1
+    with pytest.raises(ValueError, match="speed needs 0 < low <= high"):
+        Augment(speed=(1.1, 0.9))
+
+
+def test_mask_envelopes_masks_runs_with_the_clip_mean():
+    torch.manual_seed(0)
+    x = torch.randn(64, 100, 32)
+    y = mask_envelopes(x, time_masks=2, max_frames=10, channel_masks=2, max_channels=5)
+    masked = y != x
+    assert y.shape == x.shape and masked.any()
+    fills = x.mean((1, 2))
+    for b in range(4):
+        assert torch.allclose(y[b][masked[b]], fills[b].expand(int(masked[b].sum())))
+    time_rows = masked.all(2)  # frames masked across every channel
+    channel_cols = masked.all(1)
+    assert time_rows.sum(1).max() <= 20 and channel_cols.sum(1).max() <= 10
+    # Every masked cell lies in a fully masked frame or a fully masked channel: masks are runs, not speckle.
+    assert torch.equal(masked, time_rows[:, :, None] | channel_cols[:, None, :])
+    assert torch.equal(mask_envelopes(x, 0, 10, 0, 5), x)
+
+
+def test_filterbank_masks_only_in_training():
+    bank = SSMFilterbank(channels=8, modes=2, f_max=3800, time_masks=2, time_mask_ms=100, channel_masks=1,
+                         channel_mask_width=3)  # fmt: skip
+    wave = torch.randn(4, 16000)
+    bank.eval()
+    clean = bank(wave)
+    assert torch.equal(bank(wave), clean)
+    bank.train()
+    torch.manual_seed(1)
+    assert not torch.equal(bank(wave), clean)
+    assert bank.masks == (2, 10, 1, 3)

@@ -1,0 +1,125 @@
+"""Training-time augmentation of one-second clips: speed, time shift, background noise, gain.
+
+`Augment` changes one clip (L,) → (L,) with the randomness of the generator it is given; `Augmented` wraps a
+dataset and gives each DataLoader worker its own seeded generator; `load_noises` reads the noise recordings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset, get_worker_info
+
+from training.audio import load_audio
+from training.data import training_seconds
+
+__all__ = ["Augment", "Augmented", "load_noises", "change_speed"]
+
+
+def change_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
+    """Play a clip `factor` times faster, (L,) → (L,): tempo and pitch both scale by `factor` (Kaldi's speed
+    perturbation), by linear interpolation; the result is cut or zero-padded about the clip's centre, where
+    Speech Commands puts its words.
+    """
+    length = wave.shape[-1]
+    if factor == 1.0:
+        return wave
+    new_length = max(1, round(length / factor))
+    stretched = F.interpolate(wave[None, None], size=new_length, mode="linear", align_corners=False)[0, 0]
+    if new_length >= length:
+        start = (new_length - length) // 2
+        return stretched[start : start + length]
+    before = (length - new_length) // 2
+    return F.pad(stretched, (before, length - new_length - before))
+
+
+class Augment:
+    """Training-time augmentation of one clip (L,) → (L,): speed, time shift, background noise, gain.
+
+    `noises` are mono recordings at the clip's sample rate; randomness comes from the `rng` passed in.
+    `speed` (low, high) draws a speed factor uniformly; None keeps the speed.
+    """
+
+    def __init__(
+        self,
+        noises: Sequence[torch.Tensor] = (),
+        sample_rate: int = 16000,
+        shift_ms: float = 100,
+        noise_prob: float = 0.8,
+        snr_db: tuple[float, float] = (5, 30),
+        gain_db: tuple[float, float] = (-12, 6),
+        speed: tuple[float, float] | None = None,
+    ) -> None:
+        if speed is not None and not 0 < speed[0] <= speed[1]:
+            raise ValueError(f"speed needs 0 < low <= high, got {speed}")
+        self.noises = [n for n in noises if n.shape[-1] > 0]
+        self.max_shift = int(shift_ms * sample_rate / 1000)
+        self.noise_prob, self.snr_db, self.gain_db, self.speed = noise_prob, snr_db, gain_db, speed
+
+    def __call__(self, wave: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        length = wave.shape[-1]
+        if self.speed is not None:
+            wave = change_speed(wave, float(rng.uniform(*self.speed)))
+        shift = int(rng.integers(-self.max_shift, self.max_shift + 1)) if self.max_shift else 0
+        out = torch.zeros_like(wave)
+        if shift >= 0:
+            out[shift:] = wave[: length - shift]
+        else:
+            out[:shift] = wave[-shift:]
+        if self.noises and rng.random() < self.noise_prob:
+            out = out + self._noise(out, rng)
+        out = out * 10 ** (rng.uniform(*self.gain_db) / 20)
+        return out.clamp(-1.0, 1.0)
+
+    def _noise(self, clip: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """A random stretch of a random noise recording, scaled to a random SNR against `clip` (L,)."""
+        length = clip.shape[-1]
+        noise = self.noises[int(rng.integers(len(self.noises)))]
+        if noise.shape[-1] < length:
+            noise = noise.repeat(length // noise.shape[-1] + 1)
+        start = int(rng.integers(0, noise.shape[-1] - length + 1))
+        segment = noise[start : start + length]
+        signal_rms = clip.pow(2).mean().sqrt().clamp_min(1e-5)
+        noise_rms = segment.pow(2).mean().sqrt().clamp_min(1e-8)
+        return segment * (signal_rms / noise_rms / 10 ** (rng.uniform(*self.snr_db) / 20))
+
+
+class Augmented(Dataset):
+    """A dataset of `(waveform, label, path)` with `Augment` applied, by a generator per worker process seeded
+    from the DataLoader's seed."""
+
+    def __init__(self, dataset: Dataset, augment: Augment, seed: int) -> None:
+        self.dataset, self.augment, self.seed = dataset, augment, seed
+        self._rng: np.random.Generator | None = None
+        self._rng_key: int | None = None
+
+    def _generator(self) -> np.random.Generator:
+        info = get_worker_info()
+        # Worker seeds are drawn anew each epoch from the loader's seeded generator: reproducible, yet varied.
+        key = info.seed if info is not None else self.seed
+        if self._rng is None or self._rng_key != key:
+            self._rng, self._rng_key = np.random.default_rng([self.seed, key]), key
+        return self._rng
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
+        wave, label, path = self.dataset[index]
+        return self.augment(wave, self._generator()), label, path
+
+
+def load_noises(noise_dir: str | os.PathLike, sample_rate: int, training_part: bool = False) -> list[torch.Tensor]:
+    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`. `training_part` keeps only the seconds
+    that `training.data.noise_cuts` gives to training, so a dataset's own noise never brings its test silence
+    into training.
+    """
+    noises = [load_audio(p, sample_rate) for p in sorted(Path(noise_dir).glob("*.wav"))]
+    if training_part:
+        noises = [n[: training_seconds(n.shape[-1] // sample_rate) * sample_rate] for n in noises]
+    return noises
