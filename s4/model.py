@@ -10,17 +10,16 @@ from torch import Tensor, nn
 
 from s4.frontend import build_filterbank
 from s4.layer import S4
-from s4.options import NORMS, S4Options
+from s4.options import S4Options
 from s4.ssm import SSM_PARAMETERS
 
 
 class _Norm(nn.Module):
-    """LayerNorm over channels, or BatchNorm1d over channels; both take (B, L, H) or one step (B, H)."""
+    """LayerNorm over channels, or BatchNorm1d over channels; both take (B, L, H) or one step (B, H).
+    `kind` ("batch" or "layer") comes from `S4Options`, which has checked it."""
 
     def __init__(self, d_model: int, kind: str) -> None:
         super().__init__()
-        if kind not in NORMS:
-            raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
         self.kind = kind
         self.norm = nn.BatchNorm1d(d_model) if kind == "batch" else nn.LayerNorm(d_model)
 
