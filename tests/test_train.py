@@ -19,7 +19,7 @@ import yaml
 
 from training import train
 from training.checkpoint_io import AtomicCheckpointIO
-from training.config import validate
+from training.config import ConfigError, validate
 from training.data import SILENCE, SpeechCommands
 from training.datamodule import SpeechCommandsDataModule
 from training.export import load_model
@@ -117,6 +117,42 @@ def test_cli_trains_exports_tests_and_plots(tiny_sc10: Path, tmp_path: Path) -> 
     assert set(meta["metrics"]) >= {"test_acc_16000", "test_acc_8000"}
     tested = json.loads((out / "test_metrics.json").read_text())
     assert tested["8000"]["dt_scale"] == 2.0 and tested["16000"]["n_clips"] == 10
+
+
+def test_ema_is_the_moving_average_and_what_is_exported(tiny_sc10: Path, tmp_path: Path) -> None:
+    decay = 0.5
+    module = SpeechClassifier(validate({**TINY, "optim": {"lr": 0.01, "ema_decay": decay}}), n_classes=10)
+    snapshots = []
+    for _ in range(3):  # stand-ins for optimizer steps: new weights, then the batch-end hook
+        with torch.no_grad():
+            for parameter in module.model.parameters():
+                parameter.add_(torch.randn_like(parameter))
+        snapshots.append([p.detach().clone() for p in module.model.parameters()])
+        module.on_train_batch_end(None, None, 0)
+    expected = snapshots[0]
+    for later in snapshots[1:]:
+        expected = [decay * e + (1 - decay) * w for e, w in zip(expected, later, strict=True)]
+    averaged = list(module.inference_model().parameters())
+    assert all(torch.allclose(a, e) for a, e in zip(averaged, expected, strict=True))
+    assert not torch.allclose(averaged[0], snapshots[-1][0])  # the average, not the last weights
+    assert not any(p.requires_grad for p in module.ema.parameters())
+
+    config = write_config(tmp_path / "tiny.yaml", optim={"lr": 0.01, "ema_decay": 0.9})
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(out), "--max-steps", "3"]) == 0
+    best = next((out / "checkpoints").glob("best-*.ckpt"))
+    trained = SpeechClassifier.load_from_checkpoint(best, map_location="cpu")
+    exported, _ = load_model(out / "model.safetensors")
+    for name, tensor in exported.state_dict().items():
+        assert torch.equal(tensor, trained.ema.module.state_dict()[name]), name
+    weights = exported.state_dict().items()
+    assert any(not torch.equal(tensor, trained.model.state_dict()[name]) for name, tensor in weights)
+
+
+@pytest.mark.parametrize("decay", [1.0, 0, "0.9", -0.1])
+def test_bad_ema_decay_is_a_config_error(decay) -> None:
+    with pytest.raises(ConfigError, match="ema_decay"):
+        validate({**TINY, "optim": {"ema_decay": decay}})
 
 
 def make_speaker_folder(root: Path, synthetic: bool) -> Path:

@@ -1,6 +1,6 @@
 """Training configs: a YAML file over fixed defaults, dotted command-line overrides, and key checking.
 
-Sections: seed, model (kind + constructor options), data, optim, scheduler, trainer, test_rates.
+Sections: seed, model (kind + constructor options), data, optim, scheduler, trainer, test_rates, calibration.
 An unknown key anywhere is a ConfigError naming it, so a typo never trains with a silent default.
 """
 
@@ -31,7 +31,13 @@ DEFAULTS: dict = {
         "speed": None,  # [low, high]: speed perturbation factor drawn per clip; None keeps the speed
         "provenance": None,  # where real clips came from: written to the exported model's JSON (data.provenance)
     },
-    "optim": {"lr": 0.01, "weight_decay": 0.0, "ssm_lr": 0.001, "label_smoothing": 0.0},
+    "optim": {
+        "lr": 0.01,
+        "weight_decay": 0.0,
+        "ssm_lr": 0.001,
+        "label_smoothing": 0.0,
+        "ema_decay": None,  # e.g. 0.998: validate and export an exponential moving average of the weights
+    },
     "scheduler": {
         "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_acc)
         "warmup_steps": 0,
@@ -53,6 +59,9 @@ DEFAULTS: dict = {
         "checkpoint_every_n_steps": None,  # also save last.ckpt every n steps (mid-epoch resume points)
     },
     "test_rates": [16000, 8000],
+    # A 12-class model's rejection offset, chosen on the validation split at test_rates (training.calibrate):
+    # the best commands accuracy that still rejects this fraction of other words and silence. None: no offset.
+    "calibration": {"min_non_commands_rejected": None},
 }
 SCHEDULERS = ("none", "cosine", "plateau")
 
@@ -90,6 +99,14 @@ def validate(config: dict) -> dict:
         raise ConfigError(f"unknown model kind {kind!r} in 'model.kind'; choose one of {', '.join(MODELS)}")
     options = set(model_options(kind)) - {"n_classes"}
     merged["model"] = _merge({"kind": kind}, model, "model.", allow=options | {"kind"})
+    decay = merged["optim"]["ema_decay"]
+    if decay is not None and not (isinstance(decay, float) and 0.0 < decay < 1.0):
+        raise ConfigError(f"optim.ema_decay must be a number in (0, 1) or null, got {decay!r}")
+    floor = merged["calibration"]["min_non_commands_rejected"]
+    if floor is not None and not (isinstance(floor, (int, float)) and 0 < floor <= 1):
+        raise ConfigError(f"calibration.min_non_commands_rejected must be a fraction in (0, 1] or null, got {floor!r}")
+    if floor is not None and merged["data"]["subset"] != "sc12":
+        raise ConfigError("calibration.min_non_commands_rejected needs data.subset sc12 (silence and unknown classes)")
     if merged["scheduler"]["name"] not in SCHEDULERS:
         raise ConfigError(f"unknown scheduler {merged['scheduler']['name']!r}; choose one of {', '.join(SCHEDULERS)}")
     return merged

@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import Dataset, Subset
 
 from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
 from training.export import ModelFileError, describe_data, load_model
-from training.inference import DOWNSAMPLE, dt_scale_used, predict_logits, prepare
+from training.inference import DOWNSAMPLE, dataset_logits, dt_scale_used, predict_logits
 from training.plots import comparison_png, confusion_png, rate_sweep_png
 
 log = logging.getLogger(__name__)
@@ -165,21 +165,10 @@ def evaluate_model(
         )
         scored = Subset(dataset, [i for i in range(len(dataset)) if i not in heard])
     variants = rate_variants(meta, rates, no_rescale)
-    predictions: dict[str, list[np.ndarray]] = {key: [] for key, _, _ in variants}
-    labels = []
-    model.eval()
-    for waveform, label, _ in DataLoader(scored, batch_size=batch_size, shuffle=False):
-        labels.append(label.numpy())
-        converted = {}  # one conversion per rate, shared by its rescaled and unrescaled runs
-        for key, rate, rescale in variants:
-            if rate not in converted:
-                converted[rate] = prepare(waveform, meta["sample_rate"], rate, downsample)
-            logits = predict_logits(model, meta, converted[rate], rate, rescale=rescale)
-            predictions[key].append(logits.argmax(-1).cpu().numpy())
-    truth = np.concatenate(labels) if labels else np.zeros(0, dtype=int)
+    truth, logits = dataset_logits(model, meta, scored, variants, downsample, batch_size)
     results = {}
     for key, rate, rescale in variants:
-        predicted = np.concatenate(predictions[key]) if predictions[key] else np.zeros(0, dtype=int)
+        predicted = logits[key].argmax(-1)
         results[key] = rate_report(truth, predicted, meta["classes"], dt_scale_used(meta, rate, rescale))
     return results
 

@@ -6,12 +6,16 @@ logits = predict_logits(model, meta, wave_8k, 8000)  # an S4 model runs with dt_
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
 
 from training.audio import DOWNSAMPLE, prepare
 
-__all__ = ["DOWNSAMPLE", "dt_scale_for", "dt_scale_used", "predict_logits", "prepare"]
+__all__ = ["DOWNSAMPLE", "dataset_logits", "dt_scale_for", "dt_scale_used", "predict_logits", "prepare"]
 
 
 def dt_scale_for(meta: dict, rate: int) -> float:
@@ -39,3 +43,31 @@ def predict_logits(
     device = next(model.parameters()).device
     with torch.no_grad():
         return model(waveform.to(device=device, dtype=torch.float32), dt_scale=dt_scale)
+
+
+def dataset_logits(
+    model: nn.Module,
+    meta: dict,
+    clips: Dataset,
+    runs: Sequence[tuple[str, int, bool]],
+    downsample: str = "resample",
+    batch_size: int = 64,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Labels (n,) and, per run (key, rate, rescale), the logits (n, n_classes) of every clip of `clips`.
+
+    `clips` yields (waveform at the model's training rate, label, path); each batch is converted once per rate
+    (`prepare`), and that conversion serves the rate's runs with and without Δ rescaled.
+    """
+    logits: dict[str, list[np.ndarray]] = {key: [] for key, _, _ in runs}
+    labels = []
+    model.eval()
+    for waveform, label, _ in DataLoader(clips, batch_size=batch_size, shuffle=False):
+        labels.append(label.numpy())
+        converted = {}
+        for key, rate, rescale in runs:
+            if rate not in converted:
+                converted[rate] = prepare(waveform, meta["sample_rate"], rate, downsample)
+            logits[key].append(predict_logits(model, meta, converted[rate], rate, rescale=rescale).cpu().numpy())
+    n_classes = len(meta["classes"])
+    stacked = {key: np.concatenate(v) if v else np.zeros((0, n_classes), np.float32) for key, v in logits.items()}
+    return (np.concatenate(labels) if labels else np.zeros(0, dtype=int)), stacked

@@ -7,7 +7,8 @@ import math
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import MulticlassAccuracy
 
 from s4 import param_groups
@@ -27,7 +28,12 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
 
 
 class SpeechClassifier(L.LightningModule):
-    """Wraps the model named by `config["model"]`; batches are (waveform (B, L), label (B,), paths)."""
+    """Wraps the model named by `config["model"]`; batches are (waveform (B, L), label (B,), paths).
+
+    With `optim.ema_decay` set, an exponential moving average of the weights is kept beside them (one update per
+    training batch, buffers included); validation and export use the average, which with few speakers
+    generalises better than the last step's weights. It is a submodule, so checkpoints and resume carry it.
+    """
 
     def __init__(self, config: dict, n_classes: int) -> None:
         super().__init__()
@@ -37,10 +43,23 @@ class SpeechClassifier(L.LightningModule):
         self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
         self.val_acc = MulticlassAccuracy(n_classes, average="micro")
+        decay = config["optim"].get("ema_decay")
+        self.ema = None
+        if decay is not None:
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True)
+            self.ema.requires_grad_(False)
+
+    def inference_model(self) -> nn.Module:
+        """The weights to validate and export: the moving average when there is one, else the trained ones."""
+        return self.model if self.ema is None else self.ema.module
 
     def forward(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
-        """waveform (B, L) → logits (B, n_classes)."""
+        """waveform (B, L) → logits (B, n_classes), from the trained (not averaged) weights."""
         return self.model(waveform, dt_scale=dt_scale)
+
+    def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
 
     def training_step(self, batch: tuple, batch_idx: int) -> Tensor:
         waveform, label, _ = batch
@@ -53,7 +72,7 @@ class SpeechClassifier(L.LightningModule):
 
     def validation_step(self, batch: tuple, batch_idx: int) -> None:
         waveform, label, _ = batch
-        logits = self(waveform)
+        logits = self.inference_model()(waveform)
         self.val_acc(logits, label)
         loss = F.cross_entropy(logits, label)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(label))

@@ -25,6 +25,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
+from training.calibrate import calibrate
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
@@ -171,8 +172,9 @@ def data_record(config: dict, root: Path, sample_rate: int) -> dict:
 def export_and_test(
     module: SpeechClassifier, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path
 ) -> Path:
-    """Export the trained model, test it on the test split at each configured rate, store the metrics."""
-    model = module.model.cpu().eval()
+    """Export the trained model (its rejection offset calibrated on the validation split if the config asks),
+    test it on the test split at each configured rate, store the metrics."""
+    model = module.inference_model().cpu().eval()
     options = {k: v for k, v in config["model"].items() if k != "kind"}
     meta = {
         "format": FORMAT,
@@ -186,7 +188,12 @@ def export_and_test(
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": config,
     }
-    test = SpeechCommands(root, config["data"]["subset"], "test", data.sample_rate, config["data"]["protocol"])
+    subset, protocol = config["data"]["subset"], config["data"]["protocol"]
+    floor = config["calibration"]["min_non_commands_rejected"]
+    if floor is not None:
+        validation = SpeechCommands(root, subset, "validation", data.sample_rate, protocol)
+        meta["calibration"] = calibrate(model, meta, validation, config["test_rates"], floor)
+    test = SpeechCommands(root, subset, "test", data.sample_rate, protocol)
     with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
         results = evaluate_model(model, meta, test, config["test_rates"])
     meta["metrics"] = {}
