@@ -134,6 +134,17 @@ def test_bad_calibration_config(calibration: dict, subset: str, fragment: str) -
         validate({**TINY, "data": {"subset": subset}, "calibration": calibration})
 
 
+def test_training_without_non_commands_to_calibrate_on_stops_before_it_starts(tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no"))  # sc12 classes, but commands only
+    config = {**TINY, "data": {"subset": "sc12"}, "calibration": {"min_non_commands_rejected": 0.5}}
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    assert train.main(["--config", str(tmp_path / "c.yaml"), "--data", str(root), "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "commands only" in error and str(root) in error
+    assert not (out / "checkpoints").exists()
+
+
 def test_training_calibrates_before_it_exports(tmp_path: Path) -> None:
     root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
     config = {**TINY, "data": {"subset": "sc12", "batch_size": 4}, "calibration": {"min_non_commands_rejected": 0.5}}

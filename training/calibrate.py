@@ -42,6 +42,17 @@ def _reject_indices(classes: Sequence[str]) -> list[int]:
     return [list(classes).index(name) for name in REJECT]
 
 
+def validation_clips(root: Path, subset: str, sample_rate: int, protocol: str) -> SpeechCommands:
+    """The validation split to calibrate on; an error naming the folder if it holds no non-command clips."""
+    validation = SpeechCommands(root, subset, "validation", sample_rate, protocol)
+    if not np.isin(validation.labels, _reject_indices(validation.classes)).any():
+        raise ValueError(
+            f"calibration needs other words or silence in the validation split of {root}; it has commands only"
+            " (set calibration.min_non_commands_rejected: null to train without it)"
+        )
+    return validation
+
+
 def offset_figures(labels: np.ndarray, logits: dict[str, np.ndarray], classes: Sequence[str], offset: float) -> dict:
     """{run key: keyword_report} of the decisions made with `offset` added to the rejection logits (n, C)."""
     shift = np.zeros(len(classes), dtype=np.float32)
@@ -147,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise FileNotFoundError(f"data folder {args.data} does not exist")
         model, meta = load_model(args.model)
         protocol = meta.get("data", {}).get("protocol", "official")
-        validation = SpeechCommands(args.data, subset_of(meta["classes"]), "validation", meta["sample_rate"], protocol)
+        validation = validation_clips(args.data, subset_of(meta["classes"]), meta["sample_rate"], protocol)
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)
         if isinstance(meta.get("config"), dict):  # the recipe that gives this model now includes the calibration
             meta["config"]["calibration"] = {"min_non_commands_rejected": args.min_non_commands_rejected}

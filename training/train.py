@@ -25,7 +25,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from training.calibrate import calibrate
+from training.calibrate import calibrate, validation_clips
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
@@ -191,7 +191,7 @@ def export_and_test(
     subset, protocol = config["data"]["subset"], config["data"]["protocol"]
     floor = config["calibration"]["min_non_commands_rejected"]
     if floor is not None:
-        validation = SpeechCommands(root, subset, "validation", data.sample_rate, protocol)
+        validation = validation_clips(root, subset, data.sample_rate, protocol)
         meta["calibration"] = calibrate(model, meta, validation, config["test_rates"], floor)
     test = SpeechCommands(root, subset, "test", data.sample_rate, protocol)
     with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
@@ -226,6 +226,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         loading = {k: v for k, v in config["data"].items() if k != "provenance"}  # provenance is for the export
         data = SpeechCommandsDataModule(args.data, sample_rate=16000, seed=config["seed"], **loading)
         n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
+        if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
+            validation_clips(args.data, config["data"]["subset"], 16000, config["data"]["protocol"])
         out.mkdir(parents=True, exist_ok=True)
         trainer, best = make_trainer(args, config, out)  # before seeding: its errors come without log lines
         L.seed_everything(config["seed"], workers=True)
