@@ -65,7 +65,10 @@ def test_card_of_a_12_class_model_on_real_speech_warns_of_its_provenance(
         "n_parameters": 2345,
         "epochs": 60,
     }
-    path = copy_export(tiny_sc12_bidirectional_export, tmp_path / "real", data=data, metrics=metrics)
+    calibration = {"offset": -0.7, "min_non_commands_rejected": 0.85, "split": "validation", "rates": [16000]}
+    path = copy_export(
+        tiny_sc12_bidirectional_export, tmp_path / "real", data=data, metrics=metrics, calibration=calibration
+    )
     table = rows(load_bundle(path).describe())
     assert ", non-causal, 2,345 parameters" in table["Model"]
     assert table["Classes"].endswith("go, **silence**, **not a command**")
@@ -81,6 +84,8 @@ def test_card_of_a_12_class_model_on_real_speech_warns_of_its_provenance(
         "commands: 16 kHz **5.3%** · 8 kHz **6.0%**; other words and silence: 16 kHz **89.1%**"
     )
     assert table["Other metrics"] == "epochs: 60"
+    assert table["Rejection"].startswith("silence / not-a-command logits -0.70, chosen on the validation speakers")
+    assert "at least 85% of other words" in table["Rejection"]
 
 
 def test_rate_sweep_figure_beside_the_card(tiny_s4_export: Path, tmp_path: Path) -> None:
