@@ -102,6 +102,11 @@ def test_cli_records_the_offset_and_calibrating_twice_is_calibrating_once(tmp_pa
     assert record["split"] == "validation" and record["rates"] == [16000, 8000]
     assert record["min_non_commands_rejected"] == 0.5 and set(record["after"]) == {"16000", "8000"}
     assert meta["config"]["calibration"] == {"min_non_commands_rejected": 0.5}
+    test = SpeechCommands(root, "sc12", "test", 16000)
+    labels, logits = dataset_logits(once, meta, test, [("8000", 8000, True)])
+    tested = calibrate.offset_figures(labels, logits, SC12_CLASSES, 0.0)["8000"]  # the metrics are measured again
+    assert meta["metrics"]["test_commands_acc_8000"] == tested["commands"]["accuracy"]
+    assert meta["metrics"]["test_non_commands_rejected_8000"] == tested["non_commands"]["rejected"]
     shift = once.decoder.bias.detach() - original.decoder.bias.detach()
     assert torch.allclose(shift[[SIL, UNK]], torch.tensor(record["offset"])) and not shift[:SIL].any()
 

@@ -9,9 +9,9 @@ every b in OFFSETS on the validation split at each rate, and keeps the b with th
 clips at every rate; ties go to the b that rejects more of them, then to the b nearest 0. b is added to the
 decoder's bias, so everything that runs the exported model (the app, live mode, `training.evaluate`) makes the
 same decisions, and the model's JSON records it under "calibration": offset, floor, rates and the validation
-figures before and after. A calibrated model is first put back to b = 0, so calibrating twice is
-calibrating once. `training.train` runs this after training when the config sets
-`calibration.min_non_commands_rejected`.
+figures before and after; the CLI measures the test metrics again. A calibrated model is first put back to
+b = 0, so calibrating twice is calibrating once. `training.train` runs this after training when the config
+sets `calibration.min_non_commands_rejected`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from training.data import SpeechCommands
-from training.evaluate import REJECT, keyword_report, rate_variants, subset_of
-from training.export import ModelFileError, export_model, load_model
+from training.evaluate import REJECT, evaluate_model, keyword_report, rate_variants, subset_of
+from training.export import ModelFileError, export_model, load_model, test_metrics
 from training.inference import dataset_logits
 
 log = logging.getLogger(__name__)
@@ -157,11 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
         model, meta = load_model(args.model)
-        protocol = meta.get("data", {}).get("protocol", "official")
-        validation = validation_clips(args.data, subset_of(meta["classes"]), meta["sample_rate"], protocol)
+        protocol, subset = meta.get("data", {}).get("protocol", "official"), subset_of(meta["classes"])
+        validation = validation_clips(args.data, subset, meta["sample_rate"], protocol)
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)
         if isinstance(meta.get("config"), dict):  # the recipe that gives this model now includes the calibration
             meta["config"]["calibration"] = {"min_non_commands_rejected": args.min_non_commands_rejected}
+        test = SpeechCommands(args.data, subset, "test", meta["sample_rate"], protocol)
+        with torch.no_grad():  # the export's test metrics were measured before: measure them again, as training does
+            meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
         path = export_model(model, meta, args.out or args.model.with_suffix(".safetensors"))
     except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)

@@ -48,6 +48,20 @@ def describe_data(root: str | os.PathLike) -> dict:
     return info
 
 
+def test_metrics(results: dict[str, dict]) -> dict[str, float]:
+    """The export's "metrics" from `training.evaluate.evaluate_model` results on the test split: accuracy per rate
+    key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
+    metrics = {}
+    for key, result in results.items():
+        metrics[f"test_acc_{key}"] = result["accuracy"]
+        if "commands" in result:
+            metrics[f"test_commands_acc_{key}"] = result["commands"]["accuracy"]
+            metrics[f"test_commands_rejected_{key}"] = result["commands"]["rejected"]
+        if "non_commands" in result:
+            metrics[f"test_non_commands_rejected_{key}"] = result["non_commands"]["rejected"]
+    return metrics
+
+
 def export_model(model: nn.Module, meta: dict, path: str | os.PathLike) -> Path:
     """Write `model`'s weights and `meta` as `<stem>.safetensors` + `<stem>.json`; returns the .safetensors path."""
     missing = [key for key in REQUIRED if key not in meta]

@@ -31,7 +31,7 @@ from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
 from training.datamodule import SpeechCommandsDataModule
 from training.evaluate import evaluate_model, heard_speakers
-from training.export import FORMAT, describe_data, export_model
+from training.export import FORMAT, describe_data, export_model, test_metrics
 from training.lightning_module import SpeechClassifier
 from training.plots import learning_curves
 from training.progress import is_terminal
@@ -196,14 +196,7 @@ def export_and_test(
     test = SpeechCommands(root, subset, "test", data.sample_rate, protocol)
     with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
         results = evaluate_model(model, meta, test, config["test_rates"])
-    meta["metrics"] = {}
-    for key, result in results.items():
-        meta["metrics"][f"test_acc_{key}"] = result["accuracy"]
-        if "commands" in result:  # keyword spotting: the words, and what is rejected as "not a command"
-            meta["metrics"][f"test_commands_acc_{key}"] = result["commands"]["accuracy"]
-            meta["metrics"][f"test_commands_rejected_{key}"] = result["commands"]["rejected"]
-        if "non_commands" in result:
-            meta["metrics"][f"test_non_commands_rejected_{key}"] = result["non_commands"]["rejected"]
+    meta["metrics"] = test_metrics(results)
     meta["metrics"]["n_parameters"] = sum(p.numel() for p in model.parameters())
     (out / "test_metrics.json").write_text(json.dumps(results, indent=1) + "\n")
     return export_model(model, meta, out / "model.safetensors")
