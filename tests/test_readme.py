@@ -32,6 +32,7 @@ COVERAGE = {
     r"\.venv/bin/python -m training\.synth ": "test_data_commands",
     r"\.venv/bin/python -m training\.train ": "test_train_and_evaluate_commands",
     r"\.venv/bin/python -m training\.evaluate ": "test_train_and_evaluate_commands",
+    r"\.venv/bin/python -m training\.calibrate ": "test_train_and_evaluate_commands",
     r"\.venv/bin/python -m benchmarks\.": "test_benchmark_commands",
     r"\.venv/bin/jupyter lab ": "test_notebook_command_serves_the_notebook",
 }
@@ -136,7 +137,8 @@ def _tiny_data(command: str, tiny_sc10: Path, tmp_path: Path) -> dict[str, str]:
 
 def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
     """Each training command for two steps on the tiny generated set (the real-voice ones too: the real folder is
-    not on a user's machine); the big configs shrunk to fit a CPU; then each evaluation command on those runs."""
+    not on a user's machine); the big configs shrunk to fit a CPU; then each calibration and evaluation command
+    on those runs."""
     short = "--max-steps 2 --set trainer.max_time=null"
     for command in commands_matching(r"\.venv/bin/python -m training\.train "):
         if "sc10.yaml" in command:
@@ -147,6 +149,8 @@ def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
             )
         else:
             run(command, _tiny_data(command, tiny_sc10, tmp_path), short)
+    for command in commands_matching(r"\.venv/bin/python -m training\.calibrate "):
+        assert "rejection offset" in run(command, _tiny_data(command, tiny_sc10, tmp_path))
     evaluations = commands_matching(r"\.venv/bin/python -m training\.evaluate ")
     assert len(evaluations) >= 2
     for i, command in enumerate(evaluations):
