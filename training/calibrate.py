@@ -113,8 +113,7 @@ def calibrate(
     previous = float(meta.get("calibration", {}).get("offset", 0.0))
     set_offset(model, meta["classes"], 0.0, previous)
     runs = rate_variants(meta, rates, no_rescale=False)
-    with torch.no_grad():
-        labels, logits = dataset_logits(model, meta, validation, runs, downsample)
+    labels, logits = dataset_logits(model, meta, validation, runs, downsample)  # no gradients: predict_logits
     offset = choose_offset(labels, logits, meta["classes"], min_non_commands_rejected)
     set_offset(model, meta["classes"], offset)
     return {
@@ -163,8 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(meta.get("config"), dict):  # the recipe that gives this model now includes the calibration
             meta["config"]["calibration"] = {"min_non_commands_rejected": args.min_non_commands_rejected}
         test = SpeechCommands(args.data, subset, "test", meta["sample_rate"], protocol)
-        with torch.no_grad():  # the export's test metrics were measured before: measure them again, as training does
-            meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
+        # The export's test metrics were measured before the offset: measure them again, as training does.
+        meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
         path = export_model(model, meta, args.out or args.model.with_suffix(".safetensors"))
     except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
         print("error: " + " ".join(str(error).split()), file=sys.stderr)
