@@ -191,6 +191,9 @@ def _data_text(data: dict) -> str:
 
 def _calibration_text(record: dict) -> str:
     """The rejection offset (`training.calibrate`) in words: its size, the split and floor it was chosen for."""
+    if record.get("split") is None:
+        offset = record["offset"]
+        return f"silence / not-a-command logits {offset:+.2f}, fixed by the training config (calibration.offset)"
     return (
         f"silence / not-a-command logits {record['offset']:+.2f}, chosen on the {record['split']} speakers to keep"
         f" the most commands while rejecting at least {record['min_non_commands_rejected']:.0%} of other words"

@@ -63,6 +63,8 @@ class SSMFilterbank(nn.Module):
 
     The SSM runs with Δ = one sample at `sample_rate` times dt_scale, so a mode keeps its frequency in Hz at any
     input rate; modes above `alias_cutoff` of the input's Nyquist frequency are switched off (`DiagSSM`).
+    `keep_band`: no mode may learn its way above f_max (`DiagSSM(max_frequency=...)`), so a band chosen under
+    the Nyquist frequency of a lower rate stays there, and the filterbank hears the same at that rate.
     Initial modes: mel-spaced from f_min to f_max, bandwidth = the spacing to their neighbours, unit peak gain.
     In training mode, `time_masks` × up to `time_mask_ms` and `channel_masks` × up to `channel_mask_width`
     channels of the output are masked (`mask_envelopes`); evaluation never masks.
@@ -81,6 +83,7 @@ class SSMFilterbank(nn.Module):
         time_mask_ms: float = 0.0,
         channel_masks: int = 0,
         channel_mask_width: int = 0,
+        keep_band: bool = False,
     ) -> None:
         super().__init__()
         if not 0 < f_min < f_max < sample_rate / 2:
@@ -89,7 +92,10 @@ class SSMFilterbank(nn.Module):
             raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
         self.channels, self.sample_rate, self.hop_ms = channels, sample_rate, hop_ms
         self.masks = (time_masks, round(time_mask_ms / hop_ms), channel_masks, channel_mask_width)
-        self.ssm = DiagSSM(channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff)
+        top = 2 * f_max / sample_rate if keep_band else None  # f_max as a fraction of π at Δ = one sample
+        self.ssm = DiagSSM(
+            channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff, max_frequency=top
+        )
         frequencies = mel_frequencies(channels * modes + 2, f_min, f_max)
         bandwidth = (frequencies[2:] - frequencies[:-2]) / 2  # Hz, the local spacing
         omega = 2 * math.pi * frequencies[1:-1] / sample_rate  # rad per sample

@@ -206,6 +206,8 @@ class DiagSSM(_SSM):
     `alias_cutoff` (a fraction of π, default off) drops every mode whose discrete frequency |Im λ|·Δ·dt_scale
     reaches alias_cutoff·π from the kernel and the recurrence: a mode above the Nyquist frequency of the rate
     it runs at would answer to an alias of a lower frequency, not to the band it was trained on.
+    `max_frequency` (a fraction of π at dt_scale 1, default off) clamps every mode's |Im λ|·Δ to it, in both
+    views: a mode cannot learn its way out of the band it was given (and so past the cutoff at a lower rate).
     """
 
     def __init__(
@@ -219,6 +221,7 @@ class DiagSSM(_SSM):
         dt_max: float = DEFAULTS.dt_max,
         backend: str = DEFAULTS.backend,
         alias_cutoff: float | None = None,
+        max_frequency: float | None = None,
     ) -> None:
         Lambda, B = diag_init(d_state, init)
         super().__init__(channels, Lambda, B, n_ssm, dt_min, dt_max)
@@ -226,10 +229,16 @@ class DiagSSM(_SSM):
             raise ValueError(f"unknown discretization {discretization!r}; choose one of {', '.join(DISCRETIZATIONS)}")
         if alias_cutoff is not None and not 0 < alias_cutoff <= 1:
             raise ValueError(f"alias_cutoff is a fraction of the Nyquist frequency in (0, 1], got {alias_cutoff}")
+        if max_frequency is not None and not 0 < max_frequency <= 1:
+            raise ValueError(f"max_frequency is a fraction of π in (0, 1], got {max_frequency}")
         self.discretization, self.backend, self.alias_cutoff = discretization, backend, alias_cutoff
+        self.max_frequency = max_frequency
 
     def _system(self, dt_scale: float) -> tuple[Tensor, Tensor, Tensor]:
         Lambda, C = self.Lambda(), torch.view_as_complex(self.C)
+        if self.max_frequency is not None:
+            limit = self.max_frequency * math.pi / self.dt()[:, None]
+            Lambda = torch.complex(Lambda.real, torch.maximum(torch.minimum(Lambda.imag, limit), -limit))
         if self.alias_cutoff is not None:
             below_nyquist = Lambda.imag.abs() * self.dt(dt_scale)[:, None] < self.alias_cutoff * math.pi
             C = C * below_nyquist

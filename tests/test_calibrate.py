@@ -132,7 +132,13 @@ def test_cli_errors_are_one_line(tmp_path: Path, capsys) -> None:
 
 @pytest.mark.parametrize(
     ("calibration", "subset", "fragment"),
-    [({"min_non_commands_rejected": 1.5}, "sc12", "fraction"), ({"min_non_commands_rejected": 0.8}, "sc10", "sc12")],
+    [
+        ({"min_non_commands_rejected": 1.5}, "sc12", "fraction"),
+        ({"min_non_commands_rejected": 0.8}, "sc10", "sc12"),
+        ({"offset": "low"}, "sc12", "must be a number"),
+        ({"offset": -0.5, "min_non_commands_rejected": 0.8}, "sc12", "instead of"),
+        ({"offset": -0.5}, "sc10", "sc12"),
+    ],
 )
 def test_bad_calibration_config(calibration: dict, subset: str, fragment: str) -> None:
     with pytest.raises(ConfigError, match=fragment):
@@ -160,3 +166,70 @@ def test_training_calibrates_before_it_exports(tmp_path: Path) -> None:
     meta = json.loads((out / "model.json").read_text())
     assert meta["calibration"]["min_non_commands_rejected"] == 0.5
     assert meta["calibration"]["offset"] in calibrate.OFFSETS
+
+
+@pytest.mark.parametrize(
+    ("data", "calibration", "scheduler", "fragment"),
+    [
+        ({"train_on": ["validation"]}, {}, {}, "must be a list holding 'train'"),
+        ({"train_on": ["train", "test"]}, {}, {}, "must be a list holding 'train'"),
+        ({"train_on": "train"}, {}, {}, "must be a list"),
+        ({"train_on": ["train", "validation"]}, {"min_non_commands_rejected": 0.8}, {}, "calibration.offset"),
+        ({"train_on": ["train", "validation"]}, {}, {"name": "plateau"}, "val_acc"),
+    ],
+)
+def test_bad_final_fit_config(data: dict, calibration: dict, scheduler: dict, fragment: str) -> None:
+    config = {**TINY, "data": {"subset": "sc12", **data}, "calibration": calibration, "scheduler": scheduler}
+    with pytest.raises(ConfigError, match=fragment):
+        validate(config)
+
+
+def test_final_fit_trains_on_validation_too_and_applies_the_fixed_offset(tmp_path: Path) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
+    config = {
+        **TINY,
+        "data": {"subset": "sc12", "batch_size": 4, "train_on": ["train", "validation"]},
+        "calibration": {"offset": -0.75},
+    }
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
+    out = tmp_path / "run"
+    args = ["--config", str(tmp_path / "c.yaml"), "--data", str(root), "--out", str(out), "--max-steps", "2"]
+    assert train.main(args) == 0
+    meta = json.loads((out / "model.json").read_text())
+    assert meta["calibration"] == {"offset": -0.75, "split": None}
+    validation = SpeechCommands(root, "sc12", "validation")
+    speakers = {Path(path).name.split("_nohash_")[0] for path in validation.paths if "_nohash_" in path}
+    assert speakers and speakers <= set(meta["data"]["heard_speakers"])
+    assert not list((out / "checkpoints").glob("best-*"))  # no validation loop: the last epoch is exported
+    last = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == 2
+    # The export is the last checkpoint's weights with the offset in the rejection biases, and nothing else moved.
+    model, _ = load_model(out / "model.safetensors")
+    bias = last["state_dict"]["model.decoder.bias"]
+    shift = torch.zeros_like(bias)
+    shift[[SIL, UNK]] = -0.75
+    torch.testing.assert_close(model.decoder.bias, bias + shift)
+
+
+def test_final_fit_batches_hold_training_and_validation_clips(tmp_path: Path) -> None:
+    from training.datamodule import SpeechCommandsDataModule
+
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
+    split = {part: SpeechCommands(root, "sc12", part) for part in ("train", "validation")}
+    both = SpeechCommandsDataModule(root, subset="sc12", train_on=["train", "validation"], batch_size=64)
+    both.setup("fit")
+    paths = [path for batch in both.train_dataloader() for path in batch[2]]
+    assert sorted(paths) == sorted(split["train"].paths + split["validation"].paths)
+    assert both.val_dataloader() == [] and not both.validates
+    with pytest.raises(ValueError, match="train_on"):
+        SpeechCommandsDataModule(root, subset="sc12", train_on=["validation"])
+
+
+def test_cli_refuses_a_model_that_trained_on_the_validation_speakers(tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
+    path = export_for(tmp_path / "m", SC12_CLASSES)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["config"] = {"data": {"train_on": ["train", "validation"]}}
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    assert calibrate.main(["--model", str(path), "--data", str(root)]) == 2
+    assert "trained on the validation speakers" in capsys.readouterr().err

@@ -83,6 +83,39 @@ def test_modes_above_the_nyquist_frequency_switch_off():
         DiagSSM(2, 4, alias_cutoff=1.5)
 
 
+def test_max_frequency_clamps_modes_in_both_views():
+    ssm = DiagSSM(2, 4, max_frequency=0.5, dt_min=1.0, dt_max=1.0)
+    with torch.no_grad():
+        ssm.imag.copy_(torch.tensor([[0.5, 2.0], [-1.0, -2.5]]))  # rad per sample; two beyond ±π/2
+    reference = DiagSSM(2, 4, dt_min=1.0, dt_max=1.0)
+    reference.load_state_dict(ssm.state_dict())
+    with torch.no_grad():
+        reference.imag.copy_(torch.tensor([[0.5, math.pi / 2], [-1.0, -math.pi / 2]]))
+        for dt_scale in (1.0, 2.0):
+            torch.testing.assert_close(ssm.kernel(64, dt_scale), reference.kernel(64, dt_scale))
+        u, state = torch.randn(3, 2), reference.initial_state(3)
+        torch.testing.assert_close(ssm.step(u, state)[0], reference.step(u, state)[0])
+    ssm.kernel(64).sum().backward()  # the clamped modes get no gradient through their frequency
+    assert (ssm.imag.grad[:, 1] == 0).all() and (ssm.imag.grad[:, 0] != 0).all()
+    with pytest.raises(ValueError, match="max_frequency"):
+        DiagSSM(2, 4, max_frequency=0.0)
+
+
+def test_a_kept_band_hears_the_same_at_half_the_rate():
+    """A mode trained past f_max is held at f_max, under the Nyquist frequency of 8 kHz: the cutoff keeps it."""
+    bank = SSMFilterbank(channels=4, modes=2, f_max=3800.0, keep_band=True)
+    free = SSMFilterbank(channels=4, modes=2, f_max=3800.0)
+    with torch.no_grad():
+        bank.ssm.imag[-1, -1] = 2 * math.pi * 4500 / 16000
+        free.load_state_dict(bank.state_dict())
+        free.ssm.imag[-1, -1] = 2 * math.pi * 3800 / 16000
+        at16, at8 = bank.ssm.kernel(4000), bank.ssm.kernel(2000, 2.0)
+        torch.testing.assert_close(at16, free.ssm.kernel(4000))
+        torch.testing.assert_close(at8, free.ssm.kernel(2000, 2.0))
+        free.ssm.imag[-1, -1] = 2 * math.pi * 4500 / 16000  # unkept, the same mode is switched off at 8 kHz
+        assert (free.ssm.kernel(2000, 2.0)[-1] - at8[-1]).abs().max() > 0.1 * at8[-1].abs().max()
+
+
 def test_filterbank_rejects_bad_bands():
     with pytest.raises(ValueError, match="Nyquist"):
         SSMFilterbank(f_max=9000.0)

@@ -86,6 +86,10 @@ def test_card_of_a_12_class_model_on_real_speech_warns_of_its_provenance(
     assert table["Other metrics"] == "epochs: 60"
     assert table["Rejection"].startswith("silence / not-a-command logits -0.70, chosen on the validation speakers")
     assert "at least 85% of other words" in table["Rejection"]
+    fixed = copy_export(tiny_sc12_bidirectional_export, tmp_path / "fixed", calibration={"offset": -0.7, "split": None})
+    assert rows(load_bundle(fixed).describe())["Rejection"] == (
+        "silence / not-a-command logits -0.70, fixed by the training config (calibration.offset)"
+    )
 
 
 def test_rate_sweep_figure_beside_the_card(tiny_s4_export: Path, tmp_path: Path) -> None:

@@ -156,6 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
         model, meta = load_model(args.model)
+        if "validation" in meta.get("config", {}).get("data", {}).get("train_on", []):
+            raise ValueError(
+                f"{args.model} was trained on the validation speakers too (data.train_on), so they cannot choose its"
+                " offset; calibrate the run of the same recipe that held them out"
+            )
         protocol, subset = meta.get("data", {}).get("protocol", "official"), subset_of(meta["classes"])
         validation = validation_clips(args.data, subset, meta["sample_rate"], protocol)
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)

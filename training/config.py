@@ -30,6 +30,9 @@ DEFAULTS: dict = {
         "gain_db": [-12, 6],
         "speed": None,  # [low, high]: speed perturbation factor drawn per clip; None keeps the speed
         "provenance": None,  # where real clips came from: written to the exported model's JSON (data.provenance)
+        # The splits to train on. [train, validation] is a final fit: every labelled speaker outside the test
+        # split, no validation loop, the last epoch exported; its recipe must have been chosen on validation first.
+        "train_on": ["train"],
     },
     "optim": {
         "lr": 0.01,
@@ -61,8 +64,10 @@ DEFAULTS: dict = {
     "test_rates": [16000, 8000],
     # A 12-class model's rejection offset, chosen on the validation split at test_rates (training.calibrate):
     # the best commands accuracy that still rejects this fraction of other words and silence. None: no offset.
-    "calibration": {"min_non_commands_rejected": None},
+    # Or a fixed offset (logit units), for a final fit that has no held-out validation speakers left to choose on.
+    "calibration": {"min_non_commands_rejected": None, "offset": None},
 }
+TRAIN_SPLITS = ("train", "validation")
 SCHEDULERS = ("none", "cosine", "plateau")
 
 
@@ -107,9 +112,32 @@ def validate(config: dict) -> dict:
         raise ConfigError(f"calibration.min_non_commands_rejected must be a fraction in (0, 1] or null, got {floor!r}")
     if floor is not None and merged["data"]["subset"] != "sc12":
         raise ConfigError("calibration.min_non_commands_rejected needs data.subset sc12 (silence and unknown classes)")
+    offset = merged["calibration"]["offset"]
+    if offset is not None and (floor is not None or not isinstance(offset, (int, float))):
+        raise ConfigError(
+            f"calibration.offset must be a number, set instead of min_non_commands_rejected; got {offset!r}"
+        )
+    if offset is not None and merged["data"]["subset"] != "sc12":
+        raise ConfigError("calibration.offset needs data.subset sc12 (silence and unknown classes)")
+    _check_train_on(merged)
     if merged["scheduler"]["name"] not in SCHEDULERS:
         raise ConfigError(f"unknown scheduler {merged['scheduler']['name']!r}; choose one of {', '.join(SCHEDULERS)}")
     return merged
+
+
+def _check_train_on(config: dict) -> None:
+    splits = config["data"]["train_on"]
+    if not isinstance(splits, list) or "train" not in splits or not set(splits) <= set(TRAIN_SPLITS):
+        raise ConfigError(f"data.train_on must be a list holding 'train' and optionally 'validation'; got {splits!r}")
+    if "validation" not in splits:
+        return
+    if config["calibration"]["min_non_commands_rejected"] is not None:
+        raise ConfigError(
+            "data.train_on includes validation, so no unheard speakers are left to calibrate on: set"
+            " calibration.offset (chosen on validation by an earlier run) instead of min_non_commands_rejected"
+        )
+    if config["scheduler"]["name"] == "plateau":
+        raise ConfigError("scheduler plateau follows val_acc, and data.train_on including validation has none")
 
 
 def load_config(path: str | os.PathLike) -> dict:

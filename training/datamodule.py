@@ -1,16 +1,18 @@
 """The Lightning data module: train / validation / test loaders over `SpeechCommands`, the training split
-augmented (`training.augment`) when asked."""
+augmented (`training.augment`) when asked. `train_on=("train", "validation")` trains on both splits (a final
+fit); the validation loader then serves nothing, since its clips are training clips."""
 
 from __future__ import annotations
 
 import inspect
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from training.augment import Augment, Augmented, load_noises
 from training.data import NOISE_FOLDER, SpeechCommands
@@ -33,6 +35,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         augment: bool = False,
         noise_dir: str | os.PathLike | None = None,
         seed: int = 0,
+        train_on: Sequence[str] = ("train",),
         **augment_options,
     ) -> None:
         super().__init__()
@@ -46,13 +49,18 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             sample_rate,
             seed,
         )
+        if "train" not in train_on or not set(train_on) <= {"train", "validation"}:
+            raise ValueError(f"train_on must hold 'train' and optionally 'validation', got {list(train_on)}")
+        self.train_on = tuple(train_on)
         self.augment, self.noise_dir = augment, noise_dir
         self.augment_options = augment_options
         self._datasets: dict[str, Dataset] = {}
 
     def _dataset(self, split: str) -> Dataset:
         if split not in self._datasets:
-            dataset = SpeechCommands(self.root, self.subset, split, self.sample_rate, self.protocol)
+            parts = self.train_on if split == "train" else (split,)
+            splits = [SpeechCommands(self.root, self.subset, part, self.sample_rate, self.protocol) for part in parts]
+            dataset = splits[0] if len(splits) == 1 else ConcatDataset(splits)
             if split == "train" and self.augment:
                 noise_dir = Path(self.noise_dir) if self.noise_dir else self.root / NOISE_FOLDER
                 own = noise_dir.resolve() == (self.root / NOISE_FOLDER).resolve()
@@ -66,13 +74,18 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     @property
     def classes(self) -> tuple[str, ...]:
-        dataset = self._dataset("test")
-        return dataset.classes if isinstance(dataset, SpeechCommands) else dataset.dataset.classes
+        return self._dataset("test").classes
+
+    @property
+    def validates(self) -> bool:
+        """Whether a validation split is held out (not trained on)."""
+        return "validation" not in self.train_on
 
     def setup(self, stage: str | None = None) -> None:
         splits = {"fit": ("train", "validation"), "validate": ("validation",), "test": ("test",)}
         for split in splits.get(stage, ("train", "validation", "test")):
-            self._dataset(split)
+            if split != "validation" or self.validates:
+                self._dataset(split)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -86,8 +99,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True)
 
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("validation", shuffle=False)
+    def val_dataloader(self) -> DataLoader | list:
+        return self._loader("validation", shuffle=False) if self.validates else []
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", shuffle=False)

@@ -7,6 +7,7 @@
 
 Writes under OUT: checkpoints/{best-*.ckpt,last.ckpt}, logs/version_*/metrics.csv, tb/ (TensorBoard),
 model.safetensors + model.json (the best checkpoint, exported), test_metrics.json, learning_curves.png.
+A final fit (config data.train_on: [train, validation]) has no validation loop: it exports the last epoch.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
-from training.calibrate import calibrate, validation_clips
+from training.calibrate import calibrate, set_offset, validation_clips
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
@@ -125,9 +126,15 @@ def _check_resume(checkpoint: Path, config: dict) -> None:
         raise ConfigError(f"cannot resume: {checkpoint} is a checkpoint from another model ({saved_model})")
 
 
-def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.Trainer, ModelCheckpoint]:
-    """Trainer with best/last checkpoints, CSV + TensorBoard logs and a progress bar; DDP for > 1 device."""
+def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.Trainer, ModelCheckpoint | None]:
+    """Trainer with best/last checkpoints, CSV + TensorBoard logs and a progress bar; DDP for > 1 device.
+
+    A final fit (validation among data.train_on) runs no validation loop and keeps no best checkpoint (None).
+    """
     settings = dict(config["trainer"])
+    validates = "validation" not in config["data"]["train_on"]
+    if not validates:
+        settings["limit_val_batches"] = 0
     every_n = settings.pop("checkpoint_every_n_steps")
     precision = _precision(settings.pop("precision"), args.accelerator)
     devices = _devices(args.devices)
@@ -136,7 +143,7 @@ def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.T
     last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
     # A bar on a terminal; in a file or pipe, plain lines instead of thousands of carriage-return redraws.
     bar = TQDMProgressBar(refresh_rate=1) if is_terminal(sys.stdout) else LineProgressCallback()
-    callbacks = [best, last, LearningRateMonitor("step"), bar]
+    callbacks = [best] * validates + [last, LearningRateMonitor("step"), bar]
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=devices,
@@ -151,7 +158,7 @@ def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.T
         default_root_dir=out,
         **settings,
     )
-    return trainer, best
+    return trainer, best if validates else None
 
 
 def data_record(config: dict, root: Path, sample_rate: int) -> dict:
@@ -172,8 +179,8 @@ def data_record(config: dict, root: Path, sample_rate: int) -> dict:
 def export_and_test(
     module: SpeechClassifier, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path
 ) -> Path:
-    """Export the trained model (its rejection offset calibrated on the validation split if the config asks),
-    test it on the test split at each configured rate, store the metrics."""
+    """Export the trained model (its rejection offset calibrated on the validation split, or fixed, if the config
+    asks), test it on the test split at each configured rate, store the metrics."""
     model = module.inference_model().cpu().eval()
     options = {k: v for k, v in config["model"].items() if k != "kind"}
     meta = {
@@ -189,10 +196,13 @@ def export_and_test(
         "config": config,
     }
     subset, protocol = config["data"]["subset"], config["data"]["protocol"]
-    floor = config["calibration"]["min_non_commands_rejected"]
+    floor, offset = config["calibration"]["min_non_commands_rejected"], config["calibration"]["offset"]
     if floor is not None:
         validation = validation_clips(root, subset, data.sample_rate, protocol)
         meta["calibration"] = calibrate(model, meta, validation, config["test_rates"], floor)
+    elif offset is not None:
+        set_offset(model, meta["classes"], offset)
+        meta["calibration"] = {"offset": offset, "split": None}  # fixed by the config, not chosen on this model
     test = SpeechCommands(root, subset, "test", data.sample_rate, protocol)
     with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
         results = evaluate_model(model, meta, test, config["test_rates"])
@@ -231,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume and last.exists() else None)
     if not trainer.is_global_zero:
         return 0
-    if best.best_model_path:  # validation ran: export the best epoch, not the last
+    if best is not None and best.best_model_path:  # validation ran: export the best epoch, not the last
         module = SpeechClassifier.load_from_checkpoint(best.best_model_path, map_location="cpu")
     path = export_and_test(module, config, data, args.data, out)
     logs = sorted((out / "logs").glob("version_*/metrics.csv"))
