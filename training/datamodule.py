@@ -15,6 +15,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
 from training.augment import Augment, Augmented, load_noises
+from training.config import TRAIN_SPLITS
 from training.data import NOISE_FOLDER, SpeechCommands
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             sample_rate,
             seed,
         )
-        if "train" not in train_on or not set(train_on) <= {"train", "validation"}:
+        if "train" not in train_on or not set(train_on) <= set(TRAIN_SPLITS):
             raise ValueError(f"train_on must hold 'train' and optionally 'validation', got {list(train_on)}")
         self.train_on = tuple(train_on)
         self.augment, self.noise_dir = augment, noise_dir

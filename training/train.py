@@ -143,7 +143,7 @@ def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.T
     last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
     # A bar on a terminal; in a file or pipe, plain lines instead of thousands of carriage-return redraws.
     bar = TQDMProgressBar(refresh_rate=1) if is_terminal(sys.stdout) else LineProgressCallback()
-    callbacks = [best] * validates + [last, LearningRateMonitor("step"), bar]
+    callbacks = ([best] if validates else []) + [last, LearningRateMonitor("step"), bar]
     trainer = L.Trainer(
         accelerator=args.accelerator,
         devices=devices,
