@@ -126,13 +126,15 @@ def _check_resume(checkpoint: Path, config: dict) -> None:
         raise ConfigError(f"cannot resume: {checkpoint} is a checkpoint from another model ({saved_model})")
 
 
-def make_trainer(args: argparse.Namespace, config: dict, out: Path) -> tuple[L.Trainer, ModelCheckpoint | None]:
+def make_trainer(
+    args: argparse.Namespace, config: dict, out: Path, validates: bool
+) -> tuple[L.Trainer, ModelCheckpoint | None]:
     """Trainer with best/last checkpoints, CSV + TensorBoard logs and a progress bar; DDP for > 1 device.
 
-    A final fit (validation among data.train_on) runs no validation loop and keeps no best checkpoint (None).
+    Without a held-out validation split (`validates` False: a final fit) it runs no validation loop and keeps no
+    best checkpoint (None).
     """
     settings = dict(config["trainer"])
-    validates = "validation" not in config["data"]["train_on"]
     if not validates:
         settings["limit_val_batches"] = 0
     every_n = settings.pop("checkpoint_every_n_steps")
@@ -232,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
             validation_clips(args.data, config["data"]["subset"], 16000, config["data"]["protocol"])
         out.mkdir(parents=True, exist_ok=True)
-        trainer, best = make_trainer(args, config, out)  # before seeding: its errors come without log lines
+        # Before seeding: its errors come without log lines.
+        trainer, best = make_trainer(args, config, out, data.validates)
         L.seed_everything(config["seed"], workers=True)
         module = SpeechClassifier(config, n_classes)
     except (ConfigError, FileNotFoundError, ValueError, OSError, MisconfigurationException) as error:
