@@ -165,13 +165,17 @@ def _khz(rate: int) -> str:
 
 
 def _architecture(meta: dict) -> str:
-    """ "S4D, 4 layers × 128 channels, N = 64" or "CNN (M5)", from the export's model_kwargs."""
-    if meta.get("model") == "cnn":
-        return "CNN (M5, raw waveform)"
+    """ "S4D, 4 layers × 128 channels", "CNN (M5, raw waveform)" or "ensemble of 2 × (S4D, ...)", from the
+    export's model_kwargs and ensemble."""
     kwargs = meta.get("model_kwargs", {})
-    name = "S4D" if kwargs.get("mode") == "diag" else "S4"
-    front = " after an S4D filterbank" if kwargs.get("frontend") else ""
-    return f"{name}, {kwargs.get('n_layers', '?')} layers × {kwargs.get('d_model', '?')} channels{front}"
+    if meta.get("model") == "cnn":
+        text = "CNN (M5, raw waveform)"
+    else:
+        name = "S4D" if kwargs.get("mode") == "diag" else "S4"
+        front = " after an S4D filterbank" if kwargs.get("frontend") else ""
+        text = f"{name}, {kwargs.get('n_layers', '?')} layers × {kwargs.get('d_model', '?')} channels{front}"
+    members = meta.get("ensemble", 1)
+    return f"ensemble of {members} × ({text}), logits averaged" if members > 1 else text
 
 
 def _classes_text(classes: list[str]) -> str:

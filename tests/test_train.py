@@ -183,7 +183,8 @@ def test_export_names_the_speakers_it_heard_in_real_data(tmp_path: Path, subset:
     data = SpeechCommandsDataModule(root, subset=subset, batch_size=2)
     out = tmp_path / "run"
     out.mkdir()
-    path = train.export_and_test(SpeechClassifier(config, len(data.classes)), config, data, root, out)
+    model = SpeechClassifier(config, len(data.classes)).inference_model()
+    path = train.export_and_test(model, config, data, root, out)
     text = path.with_suffix(".json").read_text()
     meta = json.loads(text)["data"]
     assert meta["root"] == "speakers" and str(tmp_path) not in text  # no machine paths in an exported model

@@ -88,12 +88,14 @@ def choose_offset(
 
 
 def set_offset(model: nn.Module, classes: Sequence[str], offset: float, previous: float = 0.0) -> None:
-    """Make the rejection logits of `model` (its `decoder` layer) `offset` higher than they were at `previous`."""
-    decoder = getattr(model, "decoder", None)
-    if not isinstance(decoder, nn.Linear) or decoder.bias is None:
-        raise ValueError(f"{type(model).__name__} has no decoder bias to carry a rejection offset")
-    with torch.no_grad():
-        decoder.bias[_reject_indices(classes)] += offset - previous
+    """Make the rejection logits of `model` (its `decoder` layer, or each ensemble member's: their mean moves by
+    as much) `offset` higher than they were at `previous`."""
+    for member in getattr(model, "members", [model]):
+        decoder = getattr(member, "decoder", None)
+        if not isinstance(decoder, nn.Linear) or decoder.bias is None:
+            raise ValueError(f"{type(member).__name__} has no decoder bias to carry a rejection offset")
+        with torch.no_grad():
+            decoder.bias[_reject_indices(classes)] += offset - previous
 
 
 def calibrate(

@@ -1,6 +1,6 @@
 """Training configs: a YAML file over fixed defaults, dotted command-line overrides, and key checking.
 
-Sections: seed, model (kind + constructor options), data, optim, scheduler, trainer, test_rates, calibration.
+Sections: seed, ensemble, model (kind + constructor options), data, optim, scheduler, trainer, test_rates, calibration.
 An unknown key anywhere is a ConfigError naming it, so a typo never trains with a silent default.
 """
 
@@ -16,6 +16,10 @@ from training.models import MODELS, model_options
 
 DEFAULTS: dict = {
     "seed": 0,
+    # Members trained one after another, member i with seed + i and its own folder OUT/member-i, then exported as
+    # one model that averages their logits (training.ensemble). 1: a single model in OUT. Trainer limits such as
+    # max_time hold per member.
+    "ensemble": 1,
     "model": {"kind": "s4"},  # plus any constructor option of that kind, n_classes excepted (from the data)
     "data": {
         "subset": "sc10",
@@ -104,6 +108,9 @@ def validate(config: dict) -> dict:
         raise ConfigError(f"unknown model kind {kind!r} in 'model.kind'; choose one of {', '.join(MODELS)}")
     options = set(model_options(kind)) - {"n_classes"}
     merged["model"] = _merge({"kind": kind}, model, "model.", allow=options | {"kind"})
+    members = merged["ensemble"]
+    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
+        raise ConfigError(f"ensemble must be a number of members (1 or more), got {members!r}")
     decay = merged["optim"]["ema_decay"]
     if decay is not None and not (isinstance(decay, float) and 0.0 < decay < 1.0):
         raise ConfigError(f"optim.ema_decay must be a number in (0, 1) or null, got {decay!r}")

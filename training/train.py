@@ -8,6 +8,9 @@
 Writes under OUT: checkpoints/{best-*.ckpt,last.ckpt}, logs/version_*/metrics.csv, tb/ (TensorBoard),
 model.safetensors + model.json (the best checkpoint, exported), test_metrics.json, learning_curves.png.
 A final fit (config data.train_on: [train, validation]) has no validation loop: it exports the last epoch.
+An ensemble (config ensemble: n > 1) trains member i with seed + i in OUT/member-i (checkpoints, logs, curves),
+one after another, then exports and tests the model that averages their logits in OUT; --resume continues
+the member that was running and skips the finished ones in seconds.
 """
 
 from __future__ import annotations
@@ -25,12 +28,14 @@ import torch
 from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, TQDMProgressBar
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch import nn
 
 from training.calibrate import calibrate, set_offset, validation_clips
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
 from training.datamodule import SpeechCommandsDataModule
+from training.ensemble import Ensemble
 from training.evaluate import evaluate_model, heard_speakers
 from training.export import FORMAT, describe_data, export_model, test_metrics
 from training.lightning_module import SpeechClassifier
@@ -40,6 +45,7 @@ from training.progress_callback import LineProgressCallback
 
 log = logging.getLogger("training.train")
 CLIP_SECONDS = 1
+SETUP_ERRORS = (ConfigError, FileNotFoundError, ValueError, OSError, MisconfigurationException)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,17 +184,17 @@ def data_record(config: dict, root: Path, sample_rate: int) -> dict:
     return record
 
 
-def export_and_test(
-    module: SpeechClassifier, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path
-) -> Path:
-    """Export the trained model (its rejection offset calibrated on the validation split, or fixed, if the config
-    asks), test it on the test split at each configured rate, store the metrics."""
-    model = module.inference_model().cpu().eval()
+def export_and_test(model: nn.Module, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path) -> Path:
+    """Export the trained model (a `SpeechClassifier.inference_model()`, or an `Ensemble` of them; its rejection
+    offset calibrated on the validation split, or fixed, if the config asks), test it on the test split at each
+    configured rate, store the metrics."""
+    model = model.cpu().eval()
     options = {k: v for k, v in config["model"].items() if k != "kind"}
     meta = {
         "format": FORMAT,
         "model": config["model"]["kind"],
         "model_kwargs": {"n_classes": len(data.classes), **options},
+        "ensemble": len(model.members) if isinstance(model, Ensemble) else 1,
         "sample_rate": data.sample_rate,
         "clip_samples": data.sample_rate * CLIP_SECONDS,
         "classes": list(data.classes),
@@ -214,42 +220,78 @@ def export_and_test(
     return export_model(model, meta, out / "model.safetensors")
 
 
+def member_folders(config: dict, out: Path) -> list[Path]:
+    """Where each member trains: OUT itself for a single model, OUT/member-i for an ensemble's member i."""
+    n = config["ensemble"]
+    return [out] if n == 1 else [out / f"member-{index}" for index in range(n)]
+
+
+def _check_start(args: argparse.Namespace, config: dict, folders: list[Path]) -> None:
+    """Refuse to overwrite a run without --resume, and to resume one trained with another model config."""
+    started = [last for last in (folder / "checkpoints" / "last.ckpt" for folder in folders) if last.exists()]
+    if started and not args.resume:
+        raise ConfigError(f"{args.out} already holds a run ({started[0]}); pass --resume or choose another --out")
+    for last in started:
+        _check_resume(last, config)
+    if args.resume and not started:
+        log.info("nothing to resume in %s: starting a new run", args.out)
+
+
+def _data_module(args: argparse.Namespace, config: dict, seed: int) -> SpeechCommandsDataModule:
+    loading = {k: v for k, v in config["data"].items() if k != "provenance"}  # provenance is for the export
+    return SpeechCommandsDataModule(args.data, sample_rate=16000, seed=seed, **loading)
+
+
+def _fail(error: Exception) -> int:
+    print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
+    return 2
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args, config = parse_args(argv)
-        out = args.out
-        last = out / "checkpoints" / "last.ckpt"
-        if last.exists() and not args.resume:
-            raise ConfigError(f"{out} already holds a run ({last}); pass --resume or choose another --out")
-        if args.resume and last.exists():
-            _check_resume(last, config)
-        elif args.resume:
-            log.info("nothing to resume in %s: starting a new run", out)
+        folders = member_folders(config, args.out)
+        _check_start(args, config, folders)
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
-        loading = {k: v for k, v in config["data"].items() if k != "provenance"}  # provenance is for the export
-        data = SpeechCommandsDataModule(args.data, sample_rate=16000, seed=config["seed"], **loading)
-        n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
+        n_classes = len(_data_module(args, config, config["seed"]).classes)  # a bad dataset fails before training
         if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
             validation_clips(args.data, config["data"]["subset"], 16000, config["data"]["protocol"])
-        out.mkdir(parents=True, exist_ok=True)
-        # Before seeding: its errors come without log lines.
-        trainer, best = make_trainer(args, config, out, data.validates)
-        L.seed_everything(config["seed"], workers=True)
+    except SETUP_ERRORS as error:
+        return _fail(error)
+    members = []
+    for index, folder in enumerate(folders):
+        seed = config["seed"] + index
+        try:
+            data = _data_module(args, config, seed)
+            folder.mkdir(parents=True, exist_ok=True)
+            # Before seeding: its errors come without log lines.
+            trainer, best = make_trainer(args, config, folder, data.validates)
+        except SETUP_ERRORS as error:
+            return _fail(error)
+        if len(folders) > 1:
+            log.info("ensemble member %d of %d (seed %d) in %s", index + 1, len(folders), seed, folder)
+        L.seed_everything(seed, workers=True)
         module = SpeechClassifier(config, n_classes)
-    except (ConfigError, FileNotFoundError, ValueError, OSError, MisconfigurationException) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
-        return 2
-    trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume and last.exists() else None)
-    if not trainer.is_global_zero:
+        last = folder / "checkpoints" / "last.ckpt"
+        trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume and last.exists() else None)
+        # The periodic last.ckpt may be up to checkpoint_every_n_steps behind: save where training ended, so that
+        # --resume finds a finished member finished instead of training its last steps again.
+        trainer.save_checkpoint(last)
+        if not trainer.is_global_zero:
+            continue
+        if best is not None and best.best_model_path:  # validation ran: export the best epoch, not the last
+            module = SpeechClassifier.load_from_checkpoint(best.best_model_path, map_location="cpu")
+        members.append(module.inference_model())
+        logs = sorted((folder / "logs").glob("version_*/metrics.csv"))
+        if logs:
+            name = f"{args.config.name}{f' (member {index})' if len(folders) > 1 else ''} on {args.data}"
+            learning_curves(logs, folder / "learning_curves.png", title=name)
+    if not members:  # another DDP rank: rank 0 exports
         return 0
-    if best is not None and best.best_model_path:  # validation ran: export the best epoch, not the last
-        module = SpeechClassifier.load_from_checkpoint(best.best_model_path, map_location="cpu")
-    path = export_and_test(module, config, data, args.data, out)
-    logs = sorted((out / "logs").glob("version_*/metrics.csv"))
-    if logs:
-        learning_curves(logs, out / "learning_curves.png", title=f"{args.config.name} on {args.data}")
+    model = members[0] if len(members) == 1 else Ensemble(members)
+    path = export_and_test(model, config, data, args.data, args.out)
     meta = json.loads(path.with_suffix(".json").read_text())
     print(f"exported {path}; test metrics: {json.dumps(meta['metrics'])}")
     return 0
