@@ -1,13 +1,15 @@
-"""training.augment: speed, shift, gain and noise of one clip; and the filterbank's time/channel masking."""
+"""training.augment: speed, shift, gain and noise of one clip, noise recordings by split, noise at a fixed SNR for
+evaluation; and the filterbank's time/channel masking."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from s4.frontend import SSMFilterbank, mask_envelopes
-from training.augment import Augment, change_speed
+from training.augment import Augment, WithNoise, change_speed, load_noises
 
 
 def test_augment_shift_gain_and_noise():
@@ -82,3 +84,48 @@ def test_filterbank_masks_only_in_training():
     torch.manual_seed(1)
     assert not torch.equal(bank(wave), clean)
     assert bank.masks == (2, 10, 1, 3)
+
+
+def test_load_noises_keeps_the_seconds_each_split_cuts(tmp_path):
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    for name, seconds in (("long.wav", 25.5), ("short.wav", 2.9)):
+        sf.write(folder / name, np.random.default_rng(0).uniform(-0.5, 0.5, int(seconds * 16000)), 16000)
+    whole = load_noises(folder, 16000)
+    assert [n.shape[-1] for n in whole] == [408000, 46400]
+    lengths = {
+        part: [n.shape[-1] for n in load_noises(folder, 16000, part)] for part in ("train", "validation", "testing")
+    }
+    # long.wav: seconds 0-20 train, 21-22 validation, 23-24 testing (as training.data.noise_cuts); short.wav: none
+    assert lengths == {"train": [21 * 16000], "validation": [2 * 16000], "testing": [2 * 16000]}
+    testing = load_noises(folder, 16000, "testing")[0]
+    assert torch.equal(testing, whole[0][23 * 16000 : 25 * 16000])
+    with pytest.raises(ValueError, match="unknown noise part"):
+        load_noises(folder, 16000, "test")
+
+
+class _Clips(torch.utils.data.Dataset):
+    def __init__(self, labels):
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, index):
+        return torch.sin(torch.arange(1000) * (0.05 + 0.01 * index)) * 0.1, self.labels[index], f"clip{index}.wav"
+
+
+def test_with_noise_mixes_one_snr_the_same_way_every_run_and_spares_kept_labels():
+    noise = torch.from_numpy(np.random.default_rng(1).standard_normal(5000).astype(np.float32))
+    clips = _Clips([0, 0, 7])
+    noisy = WithNoise(clips, [noise], snr_db=0.0, sample_rate=1000, keep=[7])
+    first, again = noisy[0][0], WithNoise(clips, [noise], 0.0, 1000, keep=[7])[0][0]
+    assert torch.equal(first, again)  # the same clip gets the same noise, whatever the run
+    added = first - clips[0][0]
+    assert 20 * torch.log10(clips[0][0].pow(2).mean().sqrt() / added.pow(2).mean().sqrt()).item() == pytest.approx(
+        0, abs=0.1
+    )
+    assert not torch.allclose(noisy[1][0] - clips[1][0], added)  # another clip, another stretch of noise
+    assert torch.equal(noisy[2][0], clips[2][0]) and noisy[2][1:] == (7, "clip2.wav")  # silence stays as it is
+    with pytest.raises(ValueError, match="no background-noise"):
+        WithNoise(clips, [], 0.0, 1000)

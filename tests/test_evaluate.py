@@ -279,6 +279,34 @@ def test_twelve_class_model_on_an_sc10_only_folder(tmp_path: Path, capsys) -> No
         assert entry["commands"]["rejected"] == pytest.approx(confusion[:, 10:].sum() / 6)
 
 
+def test_snr_db_mixes_the_test_part_of_the_noise_into_every_clip_but_silence(tmp_path: Path, capsys) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no"), silence=True)
+    clean = SpeechCommands(root, "sc12", "test")
+    noisy = evaluate.noisy(clean, -6.0)
+    # The 12 s hum's testing part is its last second; a one-second clip takes all of it, scaled to the SNR.
+    hum = torch.from_numpy(sf.read(root / "_background_noise_/hum.wav", dtype="float32")[0][11 * 16000 :])
+    for index in range(len(clean)):
+        wave, label, path = clean[index]
+        mixed, same_label, same_path = noisy[index]
+        assert (same_label, same_path) == (label, path)
+        if label == SC12_CLASSES.index(SILENCE):
+            assert torch.equal(mixed, wave)
+            continue
+        added = mixed - wave
+        scale = float(added @ hum / (hum @ hum))
+        torch.testing.assert_close(added, scale * hum, rtol=0, atol=1e-5)
+        snr = 20 * torch.log10(wave.pow(2).mean().sqrt() / added.pow(2).mean().sqrt())
+        assert snr.item() == pytest.approx(-6.0, abs=0.05)
+    model = export_for(tmp_path / "m", SC12_CLASSES)
+    out = tmp_path / "r.json"
+    assert run(capsys, "--model", model, "--data", root, "--snr-db", "-6", "--json", out)[0] == 0
+    document = json.loads(out.read_text())
+    assert document["data"]["snr_db"] == -6.0 and document["rates"]["16000"]["n_clips"] == len(clean)
+    quiet = make_real_folder(tmp_path / "no-noise", words=("yes", "no"))
+    code, _, err = run(capsys, "--model", model, "--data", quiet, "--snr-db", "0")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "holds no noise recordings" in err
+
+
 def test_keyword_report_counts() -> None:
     classes = ("yes", "no", SILENCE, UNKNOWN)
     labels = np.array([0, 0, 1, 1, 2, 3, 3])

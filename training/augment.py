@@ -1,7 +1,8 @@
 """Training-time augmentation of one-second clips: speed, time shift, background noise, gain.
 
 `Augment` changes one clip (L,) → (L,) with the randomness of the generator it is given; `Augmented` wraps a
-dataset and gives each DataLoader worker its own seeded generator; `load_noises` reads the noise recordings.
+dataset and gives each DataLoader worker its own seeded generator; `load_noises` reads the noise recordings;
+`WithNoise` mixes noise into a dataset's clips at one SNR, the same for every run (robustness evaluation).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
 from training.audio import load_audio
-from training.data import training_seconds
+from training.data import noise_split_seconds
 
-__all__ = ["Augment", "Augmented", "load_noises", "change_speed"]
+__all__ = ["Augment", "Augmented", "WithNoise", "load_noises", "change_speed"]
 
 
 def change_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
@@ -114,12 +115,46 @@ class Augmented(Dataset):
         return self.augment(wave, self._generator()), label, path
 
 
-def load_noises(noise_dir: str | os.PathLike, sample_rate: int, training_part: bool = False) -> list[torch.Tensor]:
-    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`. `training_part` keeps only the seconds
-    that `training.data.noise_cuts` gives to training, so a dataset's own noise never brings its test silence
-    into training.
+def load_noises(noise_dir: str | os.PathLike, sample_rate: int, part: str | None = None) -> list[torch.Tensor]:
+    """Every WAV in `noise_dir` → mono float32 (L,) at `sample_rate`. `part` ("train", "validation" or "testing")
+    keeps only the seconds that `training.data.noise_cuts` gives to that split, so a dataset's own noise never
+    brings its test silence into training, and noise mixed into test clips was never heard in training.
     """
+    if part is not None and part not in ("train", "validation", "testing"):
+        raise ValueError(f"unknown noise part {part!r}; choose train, validation or testing")
     noises = [load_audio(p, sample_rate) for p in sorted(Path(noise_dir).glob("*.wav"))]
-    if training_part:
-        noises = [n[: training_seconds(n.shape[-1] // sample_rate) * sample_rate] for n in noises]
-    return noises
+    if part is not None:
+        spans = [noise_split_seconds(n.shape[-1] // sample_rate)[part] for n in noises]
+        noises = [n[span.start * sample_rate : span.stop * sample_rate] for n, span in zip(noises, spans, strict=True)]
+    return [n for n in noises if n.shape[-1] > 0]
+
+
+class WithNoise(Dataset):
+    """A dataset's `(waveform, label, path)` with background noise mixed in at one SNR, for robustness evaluation.
+
+    Clip i always gets the same stretch of noise (a generator seeded by i), so two models, or the same model at
+    two rates, hear identical input. Clips whose label is in `keep` (silence: noise already) pass unchanged.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        noises: Sequence[torch.Tensor],
+        snr_db: float,
+        sample_rate: int,
+        keep: Sequence[int] = (),
+    ) -> None:
+        if not noises:
+            raise ValueError("no background-noise recordings to mix in")
+        self.dataset, self.keep = dataset, set(keep)
+        fixed = (float(snr_db), float(snr_db))
+        self.mix = Augment(noises, sample_rate, shift_ms=0, noise_prob=1.0, snr_db=fixed, gain_db=(0.0, 0.0))
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, str]:
+        wave, label, path = self.dataset[index]
+        if label in self.keep:
+            return wave, label, path
+        return self.mix(wave, np.random.default_rng(index)), label, path

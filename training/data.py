@@ -28,7 +28,7 @@ from training.export import describe_data
 
 __all__ = [
     "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "SILENCE", "UNKNOWN",
-    "SpeechCommands", "download", "noise_cuts", "training_seconds",
+    "SpeechCommands", "download", "noise_cuts", "noise_split_seconds", "training_seconds",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,17 @@ def training_seconds(seconds: int) -> int:
     return seconds - 2 * max(1, seconds // 10)
 
 
+def noise_split_seconds(seconds: int) -> dict[str, range]:
+    """The whole seconds of a noise recording of `seconds` s that belong to each split ("train", "validation",
+    "testing"): the start to training (`training_seconds`), then the validation tenth, then the testing tenth.
+    A recording under 3 s gives no split any."""
+    if seconds < 3:
+        return {"train": range(0), "validation": range(0), "testing": range(0)}
+    train = training_seconds(seconds)
+    middle = (seconds + train) // 2
+    return {"train": range(train), "validation": range(train, middle), "testing": range(middle, seconds)}
+
+
 def noise_cuts(root: Path) -> dict[str, list[str]]:
     """One-second cuts of every `_background_noise_` recording, for the silence class, by split (see
     `training_seconds`; recordings under 3 s give none).
@@ -84,14 +95,8 @@ def noise_cuts(root: Path) -> dict[str, list[str]]:
     folder = root / NOISE_FOLDER
     for recording in sorted(folder.glob("*.wav")) if folder.is_dir() else []:
         info = sf.info(str(recording))
-        n = int(info.frames / info.samplerate)
-        if n < 3:
-            continue
-        train = training_seconds(n)
-        names = [f"{NOISE_FOLDER}/{recording.name}{CUT_MARK}{k}" for k in range(n)]
-        cuts["train"] += names[:train]
-        cuts["validation"] += names[train : (n + train) // 2]
-        cuts["testing"] += names[(n + train) // 2 :]
+        for split, seconds in noise_split_seconds(int(info.frames / info.samplerate)).items():
+            cuts[split] += [f"{NOISE_FOLDER}/{recording.name}{CUT_MARK}{k}" for k in seconds]
     return cuts
 
 

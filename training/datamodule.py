@@ -65,7 +65,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             if split == "train" and self.augment:
                 noise_dir = Path(self.noise_dir) if self.noise_dir else self.root / NOISE_FOLDER
                 own = noise_dir.resolve() == (self.root / NOISE_FOLDER).resolve()
-                noises = load_noises(noise_dir, self.sample_rate, training_part=own) if noise_dir.is_dir() else []
+                part = "train" if own else None
+                noises = load_noises(noise_dir, self.sample_rate, part) if noise_dir.is_dir() else []
                 if not noises:
                     log.warning("no background noise found in %s: augmenting without noise", noise_dir)
                 augment = Augment(noises, self.sample_rate, **self.augment_options)

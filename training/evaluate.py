@@ -16,6 +16,9 @@ With more than two --rates and --out, OUT/<first model's stem>-rate-sweep.png (+
 the input rate for every model (S4 with Δ rescaled and, with --no-rescale, unchanged; a 12-class model's
 "commands" accuracy), with the chance line. A rate whose clip is too short for a model (the M5 CNN needs 6,848
 samples) is left out of that model's report with a warning, and listed in its "skipped_rates".
+--snr-db DB mixes every clip but the silence clips with background noise at DB dB SNR: the split's own part of
+the folder's `_background_noise_` recordings (never heard in training), the same stretch for a given clip in
+every model and at every rate, before the clip is converted to each rate; the JSON's "data" records "snr_db".
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ from sklearn.metrics import classification_report, confusion_matrix
 from torch import nn
 from torch.utils.data import Dataset, Subset
 
-from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
+from training.augment import WithNoise, load_noises
+from training.data import NOISE_FOLDER, SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
 from training.export import ModelFileError, describe_data, load_model
 from training.inference import DOWNSAMPLE, dataset_logits, dt_scale_used, predict_logits
 from training.plots import comparison_png, confusion_png, rate_sweep_png
@@ -148,22 +152,24 @@ def evaluate_model(
     no_rescale: bool = False,
     batch_size: int = 64,
     heard: Collection[int] | None = None,
+    snr_db: float | None = None,
 ) -> dict[str, dict]:
     """Run `model` on the clips of `dataset` (at the model's training rate) at each rate → {key: rate_report}.
 
     Leak guard: clips of speakers the model heard in training or validation are not scored; one warning line
     gives their number, and each report's "n_clips" counts only the clips scored. `heard`: those clips'
-    indices when the caller already has them from `heard_clips` (None: found here).
+    indices when the caller already has them from `heard_clips` (None: found here). `snr_db`: mix the split's
+    own background noise into every clip but the silence clips at that SNR (`noisy`); None: the clips as they are.
     """
     if tuple(dataset.classes) != tuple(meta["classes"]):
         raise ValueError(f"the model's classes {list(meta['classes'])} differ from the data's {list(dataset.classes)}")
     heard = set(heard_clips(meta, dataset) if heard is None else heard)
-    scored: Dataset = dataset
+    scored: Dataset = dataset if snr_db is None else noisy(dataset, snr_db)
     if heard:
         log.warning(
             "warning: %d clips of speakers this model was trained or validated on are excluded from scoring", len(heard)
         )
-        scored = Subset(dataset, [i for i in range(len(dataset)) if i not in heard])
+        scored = Subset(scored, [i for i in range(len(dataset)) if i not in heard])
     variants = rate_variants(meta, rates, no_rescale)
     truth, logits = dataset_logits(model, meta, scored, variants, downsample, batch_size)
     results = {}
@@ -171,6 +177,17 @@ def evaluate_model(
         predicted = logits[key].argmax(-1)
         results[key] = rate_report(truth, predicted, meta["classes"], dt_scale_used(meta, rate, rescale))
     return results
+
+
+def noisy(dataset: SpeechCommands, snr_db: float) -> WithNoise:
+    """`dataset` with its split's part of the folder's background-noise recordings mixed in at `snr_db` dB SNR
+    (silence clips unchanged); a folder without them is a ValueError."""
+    folder = dataset.root / NOISE_FOLDER
+    noises = load_noises(folder, dataset.sample_rate, dataset.split) if folder.is_dir() else []
+    if not noises:
+        raise ValueError(f"cannot mix noise at {snr_db:g} dB SNR: {folder} holds no noise recordings for this split")
+    keep = [dataset.classes.index(SILENCE)] if SILENCE in dataset.classes else []
+    return WithNoise(dataset, noises, snr_db, dataset.sample_rate, keep)
 
 
 # "<model stem>-rate-sweep.png" (+ .json): next to an exported model, the app's model card shows the PNG.
@@ -274,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--downsample", choices=DOWNSAMPLE, default="resample", help="how lower rates are made")
     parser.add_argument("--no-rescale", action="store_true", help="also run lower rates with dt_scale 1")
+    parser.add_argument(
+        "--snr-db", type=float, help="mix in the split's own background noise at this SNR (silence clips excepted)"
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--out", type=Path, help="write confusion matrices, comparison.png and the rate sweep here")
@@ -307,7 +327,8 @@ def _write_confusions(out: Path, path: Path, name: str, meta: dict, results: dic
 
 def _data_title(args: argparse.Namespace) -> str:
     kind = "SYNTHETIC" if describe_data(args.data)["synthetic"] else "real"
-    return f"{args.data.name} ({kind} data), {args.split} split"
+    noise = "" if args.snr_db is None else f", noise at {args.snr_db:g} dB SNR"
+    return f"{args.data.name} ({kind} data), {args.split} split{noise}"
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -327,10 +348,11 @@ def run(args: argparse.Namespace) -> dict:
         rates = [rate for rate in args.rates if rate not in skipped]
         heard = heard_clips(meta, dataset)
         results = evaluate_model(
-            model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size, heard=heard
+            model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size, heard, args.snr_db
         )
         _print_results(name, results, meta["classes"])
         data = {**describe_data(args.data), "split": args.split, "subset": subset_of(dataset.classes)}
+        data["snr_db"] = args.snr_db
         data["n_clips"] = len(dataset)
         model_info = {"path": str(path), "kind": meta["model"], "sample_rate": meta["sample_rate"]}
         trained_on = dict(meta.get("data", {}))
