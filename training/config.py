@@ -12,6 +12,7 @@ from pathlib import Path
 
 import yaml
 
+from training.ensemble import member_count
 from training.models import MODELS, model_options
 
 DEFAULTS: dict = {
@@ -108,9 +109,10 @@ def validate(config: dict) -> dict:
         raise ConfigError(f"unknown model kind {kind!r} in 'model.kind'; choose one of {', '.join(MODELS)}")
     options = set(model_options(kind)) - {"n_classes"}
     merged["model"] = _merge({"kind": kind}, model, "model.", allow=options | {"kind"})
-    members = merged["ensemble"]
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ConfigError(f"ensemble must be a number of members (1 or more), got {members!r}")
+    try:
+        member_count(merged["ensemble"])
+    except ValueError as error:
+        raise ConfigError(str(error)) from error
     decay = merged["optim"]["ema_decay"]
     if decay is not None and not (isinstance(decay, float) and 0.0 < decay < 1.0):
         raise ConfigError(f"optim.ema_decay must be a number in (0, 1) or null, got {decay!r}")

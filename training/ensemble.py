@@ -1,9 +1,11 @@
 """Ensemble: classifiers of one architecture, trained apart (config `ensemble`: seeds seed, seed + 1, ...), whose
-logits are averaged. With few speakers to learn from, independent runs err on different clips, so their average
-errs less than either; it costs one run's time and one model's inference per member.
+logits are averaged. The average can settle the clips on which the runs disagree, not the ones they all get wrong
+(README, v9: on the real test speakers most errors were shared); it costs one run's time and one model's
+inference per member.
 
     model = Ensemble([member_0, member_1])   # S4Classifier or M5 members, all with the same classes
     logits = model(waveform, dt_scale=2.0)   # (B, L) → (B, n_classes): the mean of the members' logits
+    model = combine(models)                   # the one model itself, or their Ensemble
 
 Everything the app and the evaluation ask of an S4 model (Δ rescaling, the recurrent view of causal members, a
 `frontend`) is answered for the members together.
@@ -68,3 +70,15 @@ class Ensemble(nn.Module):
         """Time-pooled features side by side (B, n·H) → the members' mean logits (B, n_classes)."""
         parts = pooled.chunk(len(self.members), dim=-1)
         return torch.stack([member.head(part) for member, part in zip(self.members, parts, strict=True)]).mean(0)
+
+
+def member_count(value: object) -> int:
+    """A config's or an export's "ensemble" entry, checked: a whole number of members, 1 or more (ValueError)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"'ensemble' must be a number of members (1 or more), got {value!r}")
+    return value
+
+
+def combine(models: Sequence[nn.Module]) -> nn.Module:
+    """One model → itself; several → their `Ensemble`."""
+    return models[0] if len(models) == 1 else Ensemble(models)

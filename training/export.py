@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save
 from torch import nn
 
 from training.atomic import atomic_write
-from training.ensemble import Ensemble
+from training.ensemble import combine, member_count
 from training.models import MODELS, build_model
 
 FORMAT = "s4-speech-model/1"
@@ -109,14 +109,14 @@ def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu"
         state = load_file(str(weights), device=str(map_location))
     except (SafetensorError, OSError, ValueError) as error:
         raise ModelFileError(f"{weights}: not a safetensors file ({error})") from error
-    members = meta.get("ensemble", 1)
-    if isinstance(members, bool) or not isinstance(members, int) or members < 1:
-        raise ModelFileError(f"{description}: 'ensemble' must be a number of members (1 or more), got {members!r}")
     try:
-        built = [build_model(meta["model"], **meta["model_kwargs"]) for _ in range(members)]
+        members = member_count(meta.get("ensemble", 1))
+    except ValueError as error:
+        raise ModelFileError(f"{description}: {error}") from error
+    try:
+        model = combine([build_model(meta["model"], **meta["model_kwargs"]) for _ in range(members)])
     except (TypeError, ValueError) as error:
         raise ModelFileError(f"{description}: invalid model_kwargs ({error})") from error
-    model = built[0] if members == 1 else Ensemble(built)
     expected = model.state_dict()
     if {key.split(".")[0] for key in state} != {key.split(".")[0] for key in expected}:
         raise ModelFileError(

@@ -35,7 +35,7 @@ from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
 from training.datamodule import SpeechCommandsDataModule
-from training.ensemble import Ensemble
+from training.ensemble import Ensemble, combine
 from training.evaluate import evaluate_model, heard_speakers
 from training.export import FORMAT, describe_data, export_model, test_metrics
 from training.lightning_module import SpeechClassifier
@@ -255,7 +255,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         _check_start(args, config, folders)
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
-        n_classes = len(_data_module(args, config, config["seed"]).classes)  # a bad dataset fails before training
+        data = _data_module(args, config, config["seed"])
+        n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
         if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
             validation_clips(args.data, config["data"]["subset"], 16000, config["data"]["protocol"])
     except SETUP_ERRORS as error:
@@ -264,7 +265,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for index, folder in enumerate(folders):
         seed = config["seed"] + index
         try:
-            data = _data_module(args, config, seed)
+            if index:  # member 0's data module is the one read above
+                data = _data_module(args, config, seed)
             folder.mkdir(parents=True, exist_ok=True)
             # Before seeding: its errors come without log lines.
             trainer, best = make_trainer(args, config, folder, data.validates)
@@ -290,8 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             learning_curves(logs, folder / "learning_curves.png", title=name)
     if not members:  # another DDP rank: rank 0 exports
         return 0
-    model = members[0] if len(members) == 1 else Ensemble(members)
-    path = export_and_test(model, config, data, args.data, args.out)
+    path = export_and_test(combine(members), config, data, args.data, args.out)
     meta = json.loads(path.with_suffix(".json").read_text())
     print(f"exported {path}; test metrics: {json.dumps(meta['metrics'])}")
     return 0
