@@ -53,6 +53,16 @@ def validation_clips(root: Path, subset: str, sample_rate: int, protocol: str) -
     return validation
 
 
+def require_unheard_validation(meta: dict, path: Path) -> None:
+    """A ValueError when the model at `path` trained on the validation speakers too (a final fit): they can then
+    neither choose its offset nor score its recipe."""
+    if "validation" in meta.get("config", {}).get("data", {}).get("train_on", []):
+        raise ValueError(
+            f"{path} was trained on the validation speakers too (data.train_on), so they cannot judge it;"
+            " use the run of the same recipe that held them out"
+        )
+
+
 def offset_figures(labels: np.ndarray, logits: dict[str, np.ndarray], classes: Sequence[str], offset: float) -> dict:
     """{run key: keyword_report} of the decisions made with `offset` added to the rejection logits (n, C)."""
     shift = np.zeros(len(classes), dtype=np.float32)
@@ -158,11 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.data.is_dir():
             raise FileNotFoundError(f"data folder {args.data} does not exist")
         model, meta = load_model(args.model)
-        if "validation" in meta.get("config", {}).get("data", {}).get("train_on", []):
-            raise ValueError(
-                f"{args.model} was trained on the validation speakers too (data.train_on), so they cannot choose its"
-                " offset; calibrate the run of the same recipe that held them out"
-            )
+        require_unheard_validation(meta, args.model)
         protocol, subset = meta.get("data", {}).get("protocol", "official"), subset_of(meta["classes"])
         validation = validation_clips(args.data, subset, meta["sample_rate"], protocol)
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)
