@@ -30,9 +30,8 @@ def folder(tmp_path: Path) -> Path:
 
 def test_scores_the_validation_speakers_it_was_validated_on(folder: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     monkeypatch.setattr("benchmarks.common.RESULTS", tmp_path / "results")
-    model = export_for(
-        tmp_path / "m", SC12_CLASSES, heard=[SPEAKERS[2]]
-    )  # random weights, the validation speaker heard
+    # Random weights; the validation speaker is listed as heard, as in every validated run's JSON.
+    model = export_for(tmp_path / "m", SC12_CLASSES, heard=[SPEAKERS[2]])
     assert recipe_score.main(["--model", str(model), "--data", str(folder), "--snr-db", "5"]) == 0
     written = json.loads(next((tmp_path / "results").glob("recipe-score-m-*.json")).read_text())
     table = written["commands_right"]
