@@ -17,14 +17,14 @@ benchmarks/results/recipe-score-<run folder>-<date>.json.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import machine, write_json
 from training.calibrate import require_unheard_validation, validation_clips
+from training.cli import USER_ERRORS, report_error, require_data_folder
 from training.evaluate import evaluate_model, subset_of
-from training.export import ModelFileError, load_model
+from training.export import load_model
 
 NOISY_WEIGHT = 0.05
 RULE_SNR_DB = 0.0
@@ -61,12 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     snrs = [None, *sorted(set(args.snr_db) | {RULE_SNR_DB}, reverse=True)]
     try:
-        if not args.data.is_dir():
-            raise FileNotFoundError(f"data folder {args.data} does not exist")
+        require_data_folder(args.data)
         table = commands_right(args.model, args.data, args.rates, snrs)
-    except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return report_error(error)
     keys = list(table["clean"])
     score = recipe_score([table["clean"][k] for k in keys], [table[f"{RULE_SNR_DB:g}"][k] for k in keys])
     print("commands right on the validation speakers, " + " / ".join(keys))

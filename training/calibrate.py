@@ -26,9 +26,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from training.cli import USER_ERRORS, report_error, require_data_folder
 from training.data import SpeechCommands
 from training.evaluate import REJECT, evaluate_model, keyword_report, rate_variants, subset_of
-from training.export import ModelFileError, export_model, load_model, test_metrics
+from training.export import export_model, load_model, test_metrics
 from training.inference import dataset_logits
 
 log = logging.getLogger(__name__)
@@ -165,8 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
     try:
-        if not args.data.is_dir():
-            raise FileNotFoundError(f"data folder {args.data} does not exist")
+        require_data_folder(args.data)
         model, meta = load_model(args.model)
         require_unheard_validation(meta, args.model)
         protocol, subset = meta.get("data", {}).get("protocol", "official"), subset_of(meta["classes"])
@@ -178,9 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The export's test metrics were measured before the offset: measure them again, as training does.
         meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
         path = export_model(model, meta, args.out or args.model.with_suffix(".safetensors"))
-    except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)
-        return 2
+    except USER_ERRORS as error:
+        return report_error(error)
     record = meta["calibration"]
     for key in record["after"]:
         print(f"{key} Hz, validation: " + _change(record["before"][key], record["after"][key]))

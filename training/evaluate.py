@@ -38,8 +38,9 @@ from torch import nn
 from torch.utils.data import Dataset, Subset
 
 from training.augment import WithNoise, load_noises
+from training.cli import USER_ERRORS, report_error, require_data_folder
 from training.data import NOISE_FOLDER, SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
-from training.export import ModelFileError, describe_data, load_model
+from training.export import describe_data, load_model
 from training.inference import DOWNSAMPLE, dataset_logits, dt_scale_used, predict_logits
 from training.plots import comparison_png, confusion_png, rate_sweep_png
 
@@ -333,8 +334,7 @@ def _data_title(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> dict:
     """Evaluate every model; print reports, write PNG/JSON outputs; returns the JSON document."""
-    if not args.data.is_dir():
-        raise FileNotFoundError(f"data folder {args.data} does not exist")
+    require_data_folder(args.data)
     if any(rate <= 0 for rate in args.rates):
         raise ValueError(f"sampling rates must be positive, got {args.rates}")
     entries, table, evaluated = [], {}, []
@@ -390,9 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with torch.no_grad():
             run(args)
-    except (ModelFileError, FileNotFoundError, ValueError, OSError) as error:
-        print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
-        return 2
+    except USER_ERRORS as error:
+        return report_error(error)
     return 0
 
 

@@ -32,6 +32,7 @@ from torch import nn
 
 from training.calibrate import calibrate, set_offset, validation_clips
 from training.checkpoint_io import AtomicCheckpointIO
+from training.cli import USER_ERRORS, report_error, require_data_folder
 from training.config import ConfigError, apply_override, load_config, validate
 from training.data import SpeechCommands
 from training.datamodule import SpeechCommandsDataModule
@@ -45,7 +46,7 @@ from training.progress_callback import LineProgressCallback
 
 log = logging.getLogger("training.train")
 CLIP_SECONDS = 1
-SETUP_ERRORS = (ConfigError, FileNotFoundError, ValueError, OSError, MisconfigurationException)
+SETUP_ERRORS = (*USER_ERRORS, MisconfigurationException)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,25 +243,19 @@ def _data_module(args: argparse.Namespace, config: dict, seed: int) -> SpeechCom
     return SpeechCommandsDataModule(args.data, sample_rate=16000, seed=seed, **loading)
 
 
-def _fail(error: Exception) -> int:
-    print("error: " + " ".join(str(error).split()), file=sys.stderr)  # one line, even for multi-line errors
-    return 2
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         args, config = parse_args(argv)
         folders = member_folders(config, args.out)
         _check_start(args, config, folders)
-        if not args.data.is_dir():
-            raise FileNotFoundError(f"data folder {args.data} does not exist")
+        require_data_folder(args.data)
         data = _data_module(args, config, config["seed"])
         n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
         if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
             validation_clips(args.data, config["data"]["subset"], 16000, config["data"]["protocol"])
     except SETUP_ERRORS as error:
-        return _fail(error)
+        return report_error(error)
     members = []
     for index, folder in enumerate(folders):
         seed = config["seed"] + index
@@ -271,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Before seeding: its errors come without log lines.
             trainer, best = make_trainer(args, config, folder, data.validates)
         except SETUP_ERRORS as error:
-            return _fail(error)
+            return report_error(error)
         if len(folders) > 1:
             log.info("ensemble member %d of %d (seed %d) in %s", index + 1, len(folders), seed, folder)
         L.seed_everything(seed, workers=True)
