@@ -1,5 +1,5 @@
 """training.augment: speed, shift, gain and noise of one clip, noise recordings by split, noise at a fixed SNR for
-evaluation; and the filterbank's time/channel masking."""
+evaluation; the filterbank's time/channel masking; mixup of a batch."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from s4.frontend import SSMFilterbank, mask_envelopes
-from training.augment import Augment, WithNoise, change_speed, load_noises
+from training.augment import Augment, WithNoise, change_speed, load_noises, mixup
 
 
 def test_augment_shift_gain_and_noise():
@@ -129,3 +129,33 @@ def test_with_noise_mixes_one_snr_the_same_way_every_run_and_spares_kept_labels(
     assert torch.equal(noisy[2][0], clips[2][0]) and noisy[2][1:] == (7, "clip2.wav")  # silence stays as it is
     with pytest.raises(ValueError, match="no background-noise"):
         WithNoise(clips, [], 0.0, 1000)
+
+
+def test_mixup_blends_level_equalised_clips_and_their_labels():
+    batch, length = 16, 400
+    waveform = torch.randn(batch, length) * torch.logspace(-3, 1, batch)[:, None]  # levels 60 dB apart
+    label = torch.arange(batch)  # one class per clip, so each target row names the clip's partner
+    mixed, target = mixup(waveform, label, batch, alpha=0.4, generator=torch.Generator().manual_seed(0))
+    assert mixed.shape == (batch, length) and mixed.dtype == waveform.dtype and target.shape == (batch, batch)
+    torch.testing.assert_close(target.sum(dim=1), torch.ones(batch))
+    unit = waveform.double() / waveform.double().pow(2).mean(dim=1, keepdim=True).sqrt()
+    partners = set()
+    for i in range(batch):
+        lam = target[i, i].item()
+        assert 0.5 <= lam <= 1  # its own clip is the larger part
+        others = [j for j in range(batch) if j != i and target[i, j] > 0]
+        j = others[0] if others else i  # a clip the permutation left in place is mixed with itself
+        partners.add(j)
+        expected = lam * unit[i] + (1 - lam) * unit[j]
+        torch.testing.assert_close(mixed[i].double(), expected, rtol=1e-4, atol=1e-5)
+    assert len(partners) == batch  # a permutation: every clip is someone's partner
+    assert target.diagonal().min() < 0.99  # and the clips really are blended
+
+
+def test_mixup_is_reproducible_with_a_generator_and_rejects_a_bad_alpha():
+    waveform, label = torch.randn(8, 100), torch.randint(0, 3, (8,))
+    first = mixup(waveform, label, 3, 0.2, torch.Generator().manual_seed(5))
+    again = mixup(waveform, label, 3, 0.2, torch.Generator().manual_seed(5))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+    with pytest.raises(ValueError, match="mixup alpha must be positive"):
+        mixup(waveform, label, 3, 0.0)

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 import yaml
 
-from training import train
+from training import augment, lightning_module, train
 from training.checkpoint_io import AtomicCheckpointIO
 from training.config import ConfigError, validate
 from training.data import SILENCE, SpeechCommands
@@ -153,6 +153,34 @@ def test_ema_is_the_moving_average_and_what_is_exported(tiny_sc10: Path, tmp_pat
 def test_bad_ema_decay_is_a_config_error(decay) -> None:
     with pytest.raises(ConfigError, match="ema_decay"):
         validate({**TINY, "optim": {"ema_decay": decay}})
+
+
+def test_mixup_blends_training_batches_only(tiny_sc10: Path, tmp_path: Path, monkeypatch) -> None:
+    calls = []
+
+    def spy(waveform, label, n_classes, alpha):
+        calls.append((waveform.shape[0], n_classes, alpha))
+        return augment.mixup(waveform, label, n_classes, alpha)
+
+    monkeypatch.setattr(lightning_module, "mixup", spy)
+    module = SpeechClassifier(validate({**TINY, "optim": {"mixup_alpha": 0.4}}), n_classes=10)
+    waveform, label = torch.randn(4, 16000), torch.tensor([0, 1, 2, 3])
+    loss = module.training_step((waveform, label, None), 0)
+    loss.backward()
+    assert loss.isfinite() and calls == [(4, 10, 0.4)]
+    assert all(p.grad is not None and p.grad.isfinite().all() for p in module.parameters() if p.requires_grad)
+
+    config = write_config(tmp_path / "tiny.yaml", optim={"lr": 0.01, "mixup_alpha": 0.4})
+    out = tmp_path / "run"
+    assert train.main(["--config", str(config), "--data", str(tiny_sc10), "--out", str(out), "--max-steps", "2"]) == 0
+    assert len(calls) == 1 + 2  # and the run's two training steps: validation and testing see clean clips
+    assert load_model(out / "model.safetensors")[1]["config"]["optim"]["mixup_alpha"] == 0.4
+
+
+@pytest.mark.parametrize("alpha", [0, -0.2, "0.2", True])
+def test_bad_mixup_alpha_is_a_config_error(alpha) -> None:
+    with pytest.raises(ConfigError, match="mixup_alpha"):
+        validate({**TINY, "optim": {"mixup_alpha": alpha}})
 
 
 def make_speaker_folder(root: Path, synthetic: bool) -> Path:

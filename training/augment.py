@@ -2,7 +2,8 @@
 
 `Augment` changes one clip (L,) → (L,) with the randomness of the generator it is given; `Augmented` wraps a
 dataset and gives each DataLoader worker its own seeded generator; `load_noises` reads the noise recordings;
-`WithNoise` mixes noise into a dataset's clips at one SNR, the same for every run (robustness evaluation).
+`WithNoise` mixes noise into a dataset's clips at one SNR, the same for every run (robustness evaluation);
+`mixup` blends the clips of a batch and their labels (Zhang et al., ICLR 2018).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset, get_worker_info
 from training.audio import load_audio
 from training.data import noise_split_seconds
 
-__all__ = ["Augment", "Augmented", "WithNoise", "load_noises", "change_speed"]
+__all__ = ["Augment", "Augmented", "WithNoise", "load_noises", "change_speed", "mixup"]
 
 
 def change_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
@@ -37,6 +38,33 @@ def change_speed(wave: torch.Tensor, factor: float) -> torch.Tensor:
         return stretched[start : start + length]
     before = (length - new_length) // 2
     return F.pad(stretched, (before, length - new_length - before))
+
+
+def mixup(
+    waveform: torch.Tensor, label: torch.Tensor, n_classes: int, alpha: float, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blend each clip with another of the batch: (B, L), (B,) → mixed (B, L), target probabilities (B, n_classes).
+
+    Clip i gets λ_i · x_i / rms(x_i) + (1 − λ_i) · x_j / rms(x_j) and target λ_i · y_i + (1 − λ_i) · y_j, with
+    j a random permutation of the batch and λ_i = max(u, 1 − u), u ~ Beta(alpha, alpha): each clip stays the
+    larger part of its own mixture, so accuracy against its own label still means something. Levels are
+    equalised first because the model normalises each clip's level (a quiet clip would otherwise vanish under
+    a loud partner whatever λ says).
+    """
+    if alpha <= 0:
+        raise ValueError(f"mixup alpha must be positive, got {alpha}")
+    batch = waveform.shape[0]
+    # torch has no Beta sampler that takes a generator: seed numpy's from it (or from torch's global state).
+    rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
+    u = torch.from_numpy(rng.beta(alpha, alpha, size=batch))
+    lam = torch.maximum(u, 1 - u).to(waveform.device, waveform.dtype)
+    partner = torch.randperm(batch, generator=generator).to(waveform.device)
+    level = waveform.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
+    unit = waveform / level
+    mixed = lam[:, None] * unit + (1 - lam[:, None]) * unit[partner]
+    onehot = F.one_hot(label, n_classes).to(waveform.dtype)
+    target = lam[:, None] * onehot + (1 - lam[:, None]) * onehot[partner]
+    return mixed, target
 
 
 class Augment:

@@ -45,6 +45,7 @@ DEFAULTS: dict = {
         "ssm_lr": 0.001,
         "label_smoothing": 0.0,
         "ema_decay": None,  # e.g. 0.998: validate and export an exponential moving average of the weights
+        "mixup_alpha": None,  # e.g. 0.2: blend training clips and their labels, λ ~ Beta(alpha, alpha)
     },
     "scheduler": {
         "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_acc)
@@ -116,6 +117,9 @@ def validate(config: dict) -> dict:
     decay = merged["optim"]["ema_decay"]
     if decay is not None and not (isinstance(decay, float) and 0.0 < decay < 1.0):
         raise ConfigError(f"optim.ema_decay must be a number in (0, 1) or null, got {decay!r}")
+    alpha = merged["optim"]["mixup_alpha"]
+    if alpha is not None and not (isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha > 0):
+        raise ConfigError(f"optim.mixup_alpha must be a positive number or null, got {alpha!r}")
     floor = merged["calibration"]["min_non_commands_rejected"]
     if floor is not None and not (isinstance(floor, (int, float)) and 0 < floor <= 1):
         raise ConfigError(f"calibration.min_non_commands_rejected must be a fraction in (0, 1] or null, got {floor!r}")

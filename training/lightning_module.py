@@ -12,6 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import MulticlassAccuracy
 
 from s4 import param_groups
+from training.augment import mixup
 from training.models import build_model
 
 
@@ -33,12 +34,15 @@ class SpeechClassifier(L.LightningModule):
     With `optim.ema_decay` set, an exponential moving average of the weights is kept beside them (one update per
     training batch, buffers included); validation and export use the average, which with few speakers
     generalises better than the last step's weights. It is a submodule, so checkpoints and resume carry it.
+    With `optim.mixup_alpha` set, training batches are blended (`training.augment.mixup`); training accuracy is
+    then against each clip's own label, the larger part of its mixture.
     """
 
     def __init__(self, config: dict, n_classes: int) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = config
+        self.n_classes = n_classes
         options = {k: v for k, v in config["model"].items() if k != "kind"}
         self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
@@ -63,8 +67,11 @@ class SpeechClassifier(L.LightningModule):
 
     def training_step(self, batch: tuple, batch_idx: int) -> Tensor:
         waveform, label, _ = batch
+        target, alpha = label, self.config["optim"].get("mixup_alpha")
+        if alpha is not None:
+            waveform, target = mixup(waveform, label, self.n_classes, alpha)
         logits = self(waveform)
-        loss = F.cross_entropy(logits, label, label_smoothing=self.config["optim"]["label_smoothing"])
+        loss = F.cross_entropy(logits, target, label_smoothing=self.config["optim"]["label_smoothing"])
         self.train_acc(logits, label)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(label))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(label))
