@@ -57,13 +57,13 @@ def mixup(
     # torch has no Beta sampler that takes a generator: seed numpy's from it (or from torch's global state).
     rng = np.random.default_rng(int(torch.randint(2**31, (1,), generator=generator)))
     u = torch.from_numpy(rng.beta(alpha, alpha, size=batch))
-    lam = torch.maximum(u, 1 - u).to(waveform.device, waveform.dtype)
+    lam = torch.maximum(u, 1 - u).to(waveform.device, waveform.dtype)[:, None]  # (B, 1)
     partner = torch.randperm(batch, generator=generator).to(waveform.device)
     level = waveform.pow(2).mean(dim=-1, keepdim=True).sqrt().clamp_min(1e-8)
     unit = waveform / level
-    mixed = lam[:, None] * unit + (1 - lam[:, None]) * unit[partner]
+    mixed = lam * unit + (1 - lam) * unit[partner]
     onehot = F.one_hot(label, n_classes).to(waveform.dtype)
-    target = lam[:, None] * onehot + (1 - lam[:, None]) * onehot[partner]
+    target = lam * onehot + (1 - lam) * onehot[partner]
     return mixed, target
 
 

@@ -42,7 +42,6 @@ class SpeechClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.config = config
-        self.n_classes = n_classes
         options = {k: v for k, v in config["model"].items() if k != "kind"}
         self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
@@ -69,7 +68,7 @@ class SpeechClassifier(L.LightningModule):
         waveform, label, _ = batch
         target, alpha = label, self.config["optim"].get("mixup_alpha")
         if alpha is not None:
-            waveform, target = mixup(waveform, label, self.n_classes, alpha)
+            waveform, target = mixup(waveform, label, self.hparams.n_classes, alpha)
         logits = self(waveform)
         loss = F.cross_entropy(logits, target, label_smoothing=self.config["optim"]["label_smoothing"])
         self.train_acc(logits, label)
