@@ -120,6 +120,9 @@ def test_cli_trains_exports_tests_and_plots(tiny_sc10: Path, tmp_path: Path) -> 
 
 
 def test_ema_is_the_moving_average_and_what_is_exported(tiny_sc10: Path, tmp_path: Path) -> None:
+    # A fixed draw: the EMA's lerp and the formula below round differently in float32 (by ~3e-8), which some
+    # random draws put past allclose's atol where an average lands near zero (about 1 seed in 8).
+    torch.manual_seed(0)
     decay = 0.5
     module = SpeechClassifier(validate({**TINY, "optim": {"lr": 0.01, "ema_decay": decay}}), n_classes=10)
     snapshots = []
