@@ -316,7 +316,7 @@ def test_cli_info_and_help(tiny_sc10, capsys):
     with pytest.raises(SystemExit) as exit_info:
         data.main(["--help"])
     assert exit_info.value.code == 0 and "download" in capsys.readouterr().out
-    assert data.main(["info", "--root", str(tiny_sc10 / "missing")]) == 1
+    assert data.main(["info", "--root", str(tiny_sc10 / "missing")]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

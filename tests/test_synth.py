@@ -83,13 +83,14 @@ def test_same_seed_gives_identical_files(tmp_path):
     assert digest(tmp_path / "c") != digest(tmp_path / "a") and other["voices"] != first["voices"]
 
 
-def test_missing_engine_names_the_package(monkeypatch):
+def test_missing_engine_names_the_package(monkeypatch, capsys):
     monkeypatch.setattr(tts.shutil, "which", lambda name: None if name == "flite" else f"/usr/bin/{name}")
     with pytest.raises(tts.SynthError, match=r"flite not found: apt-get install flite"):
         tts.check_engines(["flite"])
     with pytest.raises(tts.SynthError, match="unknown engine 'mbrola'"):
         tts.check_engines(["mbrola"])
-    assert synth.main(["--out", "/nonexistent/never", "--engines", "flite", "--clips-per-word", "1"]) == 1
+    assert synth.main(["--out", "/nonexistent/never", "--engines", "flite", "--clips-per-word", "1"]) == 2
+    assert capsys.readouterr().err == "error: flite not found: apt-get install flite\n"
 
 
 def test_refuses_a_non_empty_output_folder(tmp_path):

@@ -22,6 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from training.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
+from training.cli import USER_ERRORS, report_error
 from training.clip_index import NATIVE_RATE, SILENCE, scan
 from training.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
 from training.export import describe_data
@@ -253,9 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(
                     f"{split:10s} {sum(per_class.values()):6d}  " + " ".join(f"{w}={n}" for w, n in per_class.items())
                 )
-    except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except USER_ERRORS as error:
+        return report_error(error)
     return 0
 
 

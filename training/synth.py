@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from training.cli import USER_ERRORS, report_error
 from training.data import SC10_CLASSES, SC35_CLASSES
 from training.effects import CLIP, NOISE_KINDS, PARAMS, make_noise, render_clip
 from training.progress import progress_bar
@@ -271,9 +272,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             [e.strip() for e in args.engines.split(",") if e.strip()],
             noise_dir=args.noise_dir, noise_seconds=args.noise_seconds,
         )  # fmt: skip
-    except SynthError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+    except (SynthError, *USER_ERRORS) as error:
+        return report_error(error)
     print(json.dumps(manifest["counts"]))
     return 0
 
