@@ -58,13 +58,17 @@ def mask_envelopes(x: Tensor, time_masks: int, max_frames: int, channel_masks: i
 
 
 class SSMFilterbank(nn.Module):
-    """waveform (B, L) at sample_rate / dt_scale → log-envelopes (B, T, channels), T = ⌈L / hop⌉ frames,
+    """waveform (B, L) at sample_rate / dt_scale → log-envelopes (B, T, channels + high_channels), T = ⌈L / hop⌉ frames,
     hop = round(hop_ms · sample_rate / (1000 · dt_scale)) samples.
 
     The SSM runs with Δ = one sample at `sample_rate` times dt_scale, so a mode keeps its frequency in Hz at any
     input rate; modes above `alias_cutoff` of the input's Nyquist frequency are switched off (`DiagSSM`).
     `keep_band`: no mode may learn its way above f_max (`DiagSSM(max_frequency=...)`), so a band chosen under
     the Nyquist frequency of a lower rate stays there, and the filterbank hears the same at that rate.
+    `high_channels` > 0 adds a band from f_max to `high_f_max` (kept under high_f_max by keep_band) after the
+    `channels` of the low band: heard at rates whose Nyquist frequency is above high_f_max, read as missing
+    below (`_drop_high_band`), and dropped from a random `high_drop` of training clips so that the blocks after
+    the filterbank know both.
     Initial modes: mel-spaced from f_min to f_max, bandwidth = the spacing to their neighbours, unit peak gain.
     In training mode, `time_masks` × up to `time_mask_ms` and `channel_masks` × up to `channel_mask_width`
     channels of the output are masked (`mask_envelopes`); evaluation never masks.
@@ -84,27 +88,39 @@ class SSMFilterbank(nn.Module):
         channel_masks: int = 0,
         channel_mask_width: int = 0,
         keep_band: bool = False,
+        high_channels: int = 0,
+        high_f_max: float | None = None,
+        high_drop: float = 0.0,
     ) -> None:
         super().__init__()
         if not 0 < f_min < f_max < sample_rate / 2:
             raise ValueError(f"need 0 < f_min < f_max < {sample_rate / 2:g} Hz (Nyquist), got {f_min}, {f_max}")
         if hop_ms * sample_rate / 1000 < 1:
             raise ValueError(f"hop_ms={hop_ms} is shorter than one sample at {sample_rate} Hz")
-        self.channels, self.sample_rate, self.hop_ms = channels, sample_rate, hop_ms
+        if high_channels and not (high_f_max is not None and f_max < high_f_max < sample_rate / 2):
+            raise ValueError(f"high_channels needs f_max < high_f_max < {sample_rate / 2:g} Hz, got {high_f_max}")
+        if not 0 <= high_drop <= 1:
+            raise ValueError(f"high_drop is a probability in [0, 1], got {high_drop}")
+        self.channels, self.sample_rate, self.hop_ms = channels + high_channels, sample_rate, hop_ms
+        self.low_channels, self.high_f_max, self.high_drop = channels, high_f_max, high_drop
         self.masks = (time_masks, round(time_mask_ms / hop_ms), channel_masks, channel_mask_width)
-        top = 2 * f_max / sample_rate if keep_band else None  # f_max as a fraction of π at Δ = one sample
+        bands = [(channels, f_min, f_max), (high_channels, f_max, high_f_max)][: 2 if high_channels else 1]
+        # Mode frequencies of each band, mel-spaced, with a neighbour either side to set their bandwidths.
+        grids = [mel_frequencies(count * modes + 2, low, high) for count, low, high in bands]
+        frequencies = torch.cat([grid[1:-1] for grid in grids])  # Hz
+        bandwidth = torch.cat([(grid[2:] - grid[:-2]) / 2 for grid in grids])  # Hz, the local spacing
+        # Each band's top as a fraction of π at Δ = one sample.
+        top = [2 * high / sample_rate for count, _, high in bands for _ in range(count)] if keep_band else None
         self.ssm = DiagSSM(
-            channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff, max_frequency=top
+            self.channels, 2 * modes, "lin", "zoh", dt_min=1.0, dt_max=1.0, alias_cutoff=alias_cutoff, max_frequency=top
         )
-        frequencies = mel_frequencies(channels * modes + 2, f_min, f_max)
-        bandwidth = (frequencies[2:] - frequencies[:-2]) / 2  # Hz, the local spacing
-        omega = 2 * math.pi * frequencies[1:-1] / sample_rate  # rad per sample
+        omega = 2 * math.pi * frequencies / sample_rate  # rad per sample
         neg_real = math.pi * bandwidth / sample_rate
         with torch.no_grad():
-            self.ssm.log_neg_real.copy_(torch.log(neg_real).view(channels, modes))
-            self.ssm.imag.copy_(omega.view(channels, modes))
+            self.ssm.log_neg_real.copy_(torch.log(neg_real).view(self.channels, modes))
+            self.ssm.imag.copy_(omega.view(self.channels, modes))
             # ZOH gain at resonance ≈ 1/a: C = a makes every mode's peak gain about one.
-            self.ssm.C.copy_(torch.stack([neg_real, torch.zeros_like(neg_real)], -1).view(channels, modes, 2))
+            self.ssm.C.copy_(torch.stack([neg_real, torch.zeros_like(neg_real)], -1).view(self.channels, modes, 2))
 
     def hop(self, dt_scale: float = 1.0) -> int:
         """Samples per frame at the input rate sample_rate / dt_scale."""
@@ -124,7 +140,21 @@ class SSMFilterbank(nn.Module):
                 for part in U.split(chunk)
             ])  # fmt: skip
         envelope = torch.log(envelope + LOG_FLOOR).transpose(1, 2)
+        if self.channels > self.low_channels:
+            envelope = self._drop_high_band(envelope, dt_scale)
         return mask_envelopes(envelope, *self.masks) if self.training and any(self.masks) else envelope
+
+    def _drop_high_band(self, envelope: Tensor, dt_scale: float) -> Tensor:
+        """(B, T, channels) → the same, the high band's channels set to the mean of the low band's for every clip
+        at a rate whose Nyquist frequency is under high_f_max, and, in training, for a random `high_drop` of
+        clips: a missing band then reads the same at every rate, and the blocks after it have learned it."""
+        missing = torch.full((envelope.shape[0], 1, 1), self.high_f_max >= self.sample_rate / (2 * dt_scale))
+        if self.training:
+            missing = missing | (torch.rand(missing.shape) < self.high_drop)
+        low = envelope[..., : self.low_channels]
+        fill = low.detach().mean((1, 2), keepdim=True).expand(-1, envelope.shape[1], self.channels - self.low_channels)
+        high = torch.where(missing.to(envelope.device), fill, envelope[..., self.low_channels :])
+        return torch.cat([low, high], -1)
 
 
 def build_filterbank(options: dict) -> SSMFilterbank:

@@ -8,6 +8,7 @@ stay stable by construction: Re Λ = −exp(·) < 0, and Λ − P P* has a negat
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
@@ -206,8 +207,9 @@ class DiagSSM(_SSM):
     `alias_cutoff` (a fraction of π, default off) drops every mode whose discrete frequency |Im λ|·Δ·dt_scale
     reaches alias_cutoff·π from the kernel and the recurrence: a mode above the Nyquist frequency of the rate
     it runs at would answer to an alias of a lower frequency, not to the band it was trained on.
-    `max_frequency` (a fraction of π at dt_scale 1, default off) clamps every mode's |Im λ|·Δ to it, in both
-    views: a mode cannot learn its way out of the band it was given (and so past the cutoff at a lower rate).
+    `max_frequency` (a fraction of π at dt_scale 1, default off; one for all channels or one per channel) clamps
+    every mode's |Im λ|·Δ to it, in both views: a mode cannot learn its way out of the band it was given (and so
+    past the cutoff at a lower rate).
     """
 
     def __init__(
@@ -221,7 +223,7 @@ class DiagSSM(_SSM):
         dt_max: float = DEFAULTS.dt_max,
         backend: str = DEFAULTS.backend,
         alias_cutoff: float | None = None,
-        max_frequency: float | None = None,
+        max_frequency: float | Sequence[float] | None = None,
     ) -> None:
         Lambda, B = diag_init(d_state, init)
         super().__init__(channels, Lambda, B, n_ssm, dt_min, dt_max)
@@ -229,15 +231,24 @@ class DiagSSM(_SSM):
             raise ValueError(f"unknown discretization {discretization!r}; choose one of {', '.join(DISCRETIZATIONS)}")
         if alias_cutoff is not None and not 0 < alias_cutoff <= 1:
             raise ValueError(f"alias_cutoff is a fraction of the Nyquist frequency in (0, 1], got {alias_cutoff}")
-        if max_frequency is not None and not 0 < max_frequency <= 1:
-            raise ValueError(f"max_frequency is a fraction of π in (0, 1], got {max_frequency}")
         self.discretization, self.backend, self.alias_cutoff = discretization, backend, alias_cutoff
-        self.max_frequency = max_frequency
+        if max_frequency is None:
+            self.max_frequency = None
+        else:
+            limits = torch.as_tensor(max_frequency, dtype=torch.float32)
+            if limits.dim() > 1 or limits.numel() not in (1, channels):
+                raise ValueError(f"max_frequency: one value or one per channel ({channels}), got {max_frequency}")
+            limits = limits.expand(channels).clone()
+            if not ((limits > 0) & (limits <= 1)).all():
+                raise ValueError(
+                    f"max_frequency is a fraction of π in (0, 1] for each of {channels} channels, got {max_frequency}"
+                )
+            self.register_buffer("max_frequency", limits[:, None], persistent=False)
 
     def _system(self, dt_scale: float) -> tuple[Tensor, Tensor, Tensor]:
         Lambda, C = self.Lambda(), torch.view_as_complex(self.C)
         if self.max_frequency is not None:
-            limit = self.max_frequency * math.pi / self.dt()[:, None]
+            limit = self.max_frequency * math.pi / self.dt()[:, None]  # (channels, 1)
             Lambda = torch.complex(Lambda.real, torch.maximum(torch.minimum(Lambda.imag, limit), -limit))
         if self.alias_cutoff is not None:
             below_nyquist = Lambda.imag.abs() * self.dt(dt_scale)[:, None] < self.alias_cutoff * math.pi

@@ -15,6 +15,9 @@ from training.models import build_model
 
 TINY_S4 = {"n_classes": 3, "d_model": 4, "n_layers": 2, "d_state": 4, "pool": [8, 1], "l_max": 1600}
 TINY_CNN = {"n_classes": 3, "n_channels": 4}
+TWO_BANDS = {"channels": 4, "modes": 2, "f_max": 3800.0, "keep_band": True, "high_channels": 2, "high_f_max": 7600.0}
+TINY_S4_FILTERBANK = {"n_classes": 3, "d_model": 4, "n_layers": 1, "d_state": 4, "mode": "diag",
+                      "bidirectional": True, "l_max": 1600, "frontend": {**TWO_BANDS, "high_drop": 0.5}}  # fmt: skip
 
 
 def _meta(kind: str, kwargs: dict) -> dict:
@@ -39,7 +42,10 @@ def exported(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     return model, export_model(model, _meta("s4", TINY_S4), tmp_path / "tiny.safetensors")
 
 
-@pytest.mark.parametrize(("kind", "kwargs", "length"), [("s4", TINY_S4, 1600), ("cnn", TINY_CNN, 16000)])
+@pytest.mark.parametrize(
+    ("kind", "kwargs", "length"),
+    [("s4", TINY_S4, 1600), ("s4", TINY_S4_FILTERBANK, 1600), ("cnn", TINY_CNN, 16000)],
+)
 def test_round_trip_gives_the_same_logits(tmp_path: Path, kind: str, kwargs: dict, length: int) -> None:
     torch.manual_seed(0)
     model = build_model(kind, **kwargs).eval()

@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from torch import Tensor
 
 from s4 import S4Classifier
 from s4.frontend import LOG_FLOOR, SSMFilterbank, mel_frequencies, normalize_level
@@ -114,6 +115,88 @@ def test_a_kept_band_hears_the_same_at_half_the_rate():
         torch.testing.assert_close(at8, free.ssm.kernel(2000, 2.0))
         free.ssm.imag[-1, -1] = 2 * math.pi * 4500 / 16000  # unkept, the same mode is switched off at 8 kHz
         assert (free.ssm.kernel(2000, 2.0)[-1] - at8[-1]).abs().max() > 0.1 * at8[-1].abs().max()
+
+
+def test_max_frequency_may_differ_per_channel():
+    ssm = DiagSSM(2, 4, max_frequency=[0.25, 0.75], dt_min=1.0, dt_max=1.0)
+    with torch.no_grad():
+        ssm.imag.fill_(2.5)  # rad per sample, above both limits
+    reference = DiagSSM(2, 4, dt_min=1.0, dt_max=1.0)
+    reference.load_state_dict(ssm.state_dict())
+    with torch.no_grad():
+        reference.imag.copy_(torch.tensor([[math.pi / 4], [3 * math.pi / 4]]).expand(2, 2))
+        torch.testing.assert_close(ssm.kernel(64), reference.kernel(64))
+    with pytest.raises(ValueError, match="one per channel"):
+        DiagSSM(2, 4, max_frequency=[0.5, 0.5, 0.5])
+    with pytest.raises(ValueError, match="max_frequency"):
+        DiagSSM(2, 4, max_frequency=[0.5, 1.5])
+
+
+def _two_bands(**changes) -> tuple[SSMFilterbank, SSMFilterbank]:
+    """A filterbank with a high band over 3.8–7.6 kHz, and one with its low band alone and the same weights."""
+    options = {"channels": 4, "modes": 2, "f_max": 3800.0, "keep_band": True}
+    both = SSMFilterbank(**options, high_channels=2, high_f_max=7600.0, **changes)
+    low = SSMFilterbank(**options)
+    with torch.no_grad():
+        for name, parameter in low.ssm.named_parameters():
+            parameter.copy_(getattr(both.ssm, name)[:4])
+    return both, low
+
+
+def test_a_high_band_adds_channels_above_the_low_band():
+    both, low = _two_bands()
+    assert both.channels == 6 and both.low_channels == 4
+    hz = both.ssm.imag.detach() * 16000 / (2 * math.pi)  # (channels, modes)
+    assert hz[:4].max() < 3800 < hz[4:].min() and hz[4:].max() < 7600
+    wave = torch.randn(2, 16000)
+    with torch.no_grad():
+        at16 = both.eval()(wave)
+        torch.testing.assert_close(at16[..., :4], low.eval()(wave))
+    assert (at16[..., 4:].std(1) > 0.05).all()  # heard, not filled in
+
+
+def test_a_high_band_reads_as_missing_below_its_nyquist_rate():
+    """At 8 kHz (Δ doubled) the high band lies above the Nyquist frequency: its channels take the clip's mean
+    over the low band, which hears what a filterbank without a high band hears."""
+    both, low = _two_bands()
+    wave = torch.randn(2, 8000)
+    with torch.no_grad():
+        at8, low8 = both.eval()(wave, 2.0), low.eval()(wave, 2.0)
+    torch.testing.assert_close(at8[..., :4], low8)
+    torch.testing.assert_close(at8[..., 4:], low8.mean((1, 2), keepdim=True).expand(-1, 100, 2))
+
+
+def _filled(envelope: Tensor) -> Tensor:
+    """(B, T, 6) → (B,): whether the two high channels hold the clip's mean over the four low ones."""
+    fill = envelope[..., :4].mean((1, 2), keepdim=True)
+    return torch.isclose(envelope[..., 4:], fill, rtol=0, atol=1e-5).all(-1).all(-1)
+
+
+@pytest.mark.parametrize("high_drop, dropped", [(0.0, 0), (1.0, 8)])
+def test_training_drops_the_high_band_from_a_share_of_clips(high_drop, dropped):
+    both, _ = _two_bands(high_drop=high_drop)
+    envelope = both.train()(torch.randn(8, 16000))
+    filled = _filled(envelope)
+    assert filled.sum() == dropped
+    envelope.sum().backward()
+    assert (both.ssm.imag.grad[4:] != 0).any() == (dropped < 8)  # a dropped band learns nothing from the clip
+
+
+def test_training_drops_about_high_drop_of_clips():
+    torch.manual_seed(0)
+    both, _ = _two_bands(high_drop=0.5)
+    with torch.no_grad():
+        envelope = both.train()(torch.randn(200, 1600))
+    filled = _filled(envelope)
+    assert 70 < filled.sum() < 130
+
+
+def test_a_high_band_needs_a_top_between_the_low_band_and_nyquist():
+    for top in (None, 3000.0, 8000.0):
+        with pytest.raises(ValueError, match="high_f_max"):
+            SSMFilterbank(f_max=3800.0, high_channels=2, high_f_max=top)
+    with pytest.raises(ValueError, match="high_drop"):
+        SSMFilterbank(f_max=3800.0, high_channels=2, high_f_max=7600.0, high_drop=1.5)
 
 
 def test_filterbank_rejects_bad_bands():
