@@ -4,11 +4,12 @@
             time and peak RSS above the process's warm-up baseline;
 - train:    clips/s of one training step (batch 16) of the bundled recipe (sc12-real.yaml) and of the paper's
             sc10.yaml model: forward, loss, backward, clipping, AdamW; random waveforms, no data loading;
-- evaluate: clips/s of `training.evaluate` (files decoded, 16 kHz and 8 kHz, the bundled model's config)
-            on generated clips;
+- evaluate: clips/s of `training.evaluate` (files decoded, 16 kHz and 8 kHz) on generated clips, with a
+            random model of the bundled recipe (sc12-real.yaml; the trained weights cost the same);
 - live:     compute seconds per second of audio (one thread) of the app's live mode over 10 s of audio in
             0.1 s chunks at 16 and 8 kHz: the window engine, and the step engine for causal models.
-"Before" runs the same cases on this checkout with the kernel files of an older commit (`benchmarks.baseline`).
+"Before" runs the same cases on this checkout with the model-path files and the recipe of an older commit
+(`benchmarks.baseline`): the layer, the filterbank and sc12-real.yaml as they were.
 
     python -m benchmarks.speed [--baseline REV] [--quick] [--only layer train evaluate live] [--threads 0]
     python -m benchmarks.speed --table benchmarks/results/speed-cpu-<date>.json   # the README table again
@@ -49,9 +50,8 @@ def cases(section: str, quick: bool, device: str, threads: int, data: str) -> li
             for config in (RECIPE, PAPER)
         ]  # fmt: skip
     if section == "evaluate":
-        case = Case("evaluate", "auto", 0, 0, 16000, batch=64, device=device, threads=threads, config=RECIPE,
-                    model=BUNDLED, data=data)  # fmt: skip
-        return [({"model": _model_name(BUNDLED), "rates": [16000, 8000], "batch": 64}, case)]
+        case = Case("evaluate", "auto", 0, 0, 16000, batch=64, device=device, threads=threads, config=RECIPE, data=data)
+        return [({"model": f"{Path(RECIPE).stem} recipe", "rates": [16000, 8000], "batch": 64}, case)]
     rows = []
     for model, config in _live_models()[: 1 if quick else None]:
         engines = ["window"] + (["step"] if _causal(model, config) else [])

@@ -6,6 +6,15 @@ outputs are rectified, averaged over windows of a fixed duration (`hop_ms`) and 
 rate-aware log-filterbank. Because the windows are a duration, not a number of samples, the frames leave at
 1000/hop_ms Hz whatever the input rate, so the layers after it run at the same step at every rate; only this
 layer's Δ is rescaled.
+
+Two envelopes, two models (the weights of one do not carry to the other):
+- "rectified": the mean of |y| over each frame, y the real filter output at the audio rate (n = 2L inverse FFTs
+  per channel);
+- "analytic": (2/π) × the mean of the analytic signal's magnitude |y + i·H(y)| at `band_hz`·hop_ms/1000 points
+  per frame, each channel band-limited to a slice of `band_hz` around its modes. The slice is cut from the input
+  spectrum, multiplied by the filter's response and brought to baseband by a short inverse FFT (the shift leaves
+  the magnitude unchanged): W = band_hz · (n / sample rate) bins per channel instead of n. The factor 2/π makes
+  the two agree on narrow-band sound (the mean of |cos| is 2/π); outside the slice the filter hears nothing.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ RMS_FLOOR = 1e-4  # a clip quieter than −80 dBFS is not amplified further: it 
 # Clips are filtered a few at a time so that no intermediate exceeds this: glibc serves larger blocks by mmap
 # and returns them on free, and zeroing fresh pages then costs as much system time as the FFTs themselves.
 CHUNK_BYTES = 24 * 2**20
+ENVELOPES = ("rectified", "analytic")
 
 
 def mel_frequencies(n: int, f_min: float, f_max: float) -> Tensor:
@@ -91,6 +101,8 @@ class SSMFilterbank(nn.Module):
         high_channels: int = 0,
         high_f_max: float | None = None,
         high_drop: float = 0.0,
+        envelope: str = "rectified",
+        band_hz: float = 400.0,
     ) -> None:
         super().__init__()
         if not 0 < f_min < f_max < sample_rate / 2:
@@ -101,6 +113,12 @@ class SSMFilterbank(nn.Module):
             raise ValueError(f"high_channels needs f_max < high_f_max < {sample_rate / 2:g} Hz, got {high_f_max}")
         if not 0 <= high_drop <= 1:
             raise ValueError(f"high_drop is a probability in [0, 1], got {high_drop}")
+        if envelope not in ENVELOPES:
+            raise ValueError(f"unknown envelope {envelope!r}; choose one of {', '.join(ENVELOPES)}")
+        # Points per frame of the analytic envelope: the band's width in multiples of the frame rate.
+        self.envelope, self.points = envelope, max(1, round(band_hz * hop_ms / 1000))
+        if envelope == "analytic" and not 0 < band_hz < sample_rate / 2:
+            raise ValueError(f"band_hz must be in (0, {sample_rate / 2:g}) Hz, got {band_hz}")
         self.channels, self.sample_rate, self.hop_ms = channels + high_channels, sample_rate, hop_ms
         self.low_channels, self.high_f_max, self.high_drop = channels, high_f_max, high_drop
         self.masks = (time_masks, round(time_mask_ms / hop_ms), channel_masks, channel_mask_width)
@@ -128,21 +146,57 @@ class SSMFilterbank(nn.Module):
 
     def forward(self, waveform: Tensor, dt_scale: float = 1.0) -> Tensor:
         """waveform (B, L) → log-envelopes (B, ⌈L / hop⌉, channels), float32."""
-        L = waveform.shape[-1]
         with torch.autocast(waveform.device.type, enabled=False):
-            n, hop = 2 * L, self.hop(dt_scale)
-            # One input channel: its FFT is taken once and shared by every filter.
-            U = torch.fft.rfft(normalize_level(waveform.float()), n=n)  # (B, n/2 + 1)
-            K = torch.fft.rfft(self.ssm.kernel(L, dt_scale), n=n)  # (channels, n/2 + 1)
-            chunk = max(1, CHUNK_BYTES // (K.numel() * K.element_size()))
-            envelope = torch.cat([
-                F.avg_pool1d(torch.fft.irfft(part[:, None] * K, n=n)[..., :L].abs(), hop, hop, ceil_mode=True)
-                for part in U.split(chunk)
-            ])  # fmt: skip
+            u = normalize_level(waveform.float())
+            kernel = self.ssm.kernel(waveform.shape[-1], dt_scale)
+            envelope = (self._analytic if self.envelope == "analytic" else self._rectified)(u, kernel, dt_scale)
         envelope = torch.log(envelope + LOG_FLOOR).transpose(1, 2)
         if self.channels > self.low_channels:
             envelope = self._drop_high_band(envelope, dt_scale)
         return mask_envelopes(envelope, *self.masks) if self.training and any(self.masks) else envelope
+
+    def _rectified(self, u: Tensor, kernel: Tensor, dt_scale: float) -> Tensor:
+        """u (B, L), kernel (channels, L) → mean |u * kernel| per frame, (B, channels, ⌈L / hop⌉)."""
+        L, hop = u.shape[-1], self.hop(dt_scale)
+        n = 2 * L
+        # One input channel: its FFT is taken once and shared by every filter.
+        U, K = torch.fft.rfft(u, n=n), torch.fft.rfft(kernel, n=n)  # (B, n/2 + 1), (channels, n/2 + 1)
+        chunk = max(1, CHUNK_BYTES // (K.numel() * K.element_size()))
+        return torch.cat([
+            F.avg_pool1d(torch.fft.irfft(part[:, None] * K, n=n)[..., :L].abs(), hop, hop, ceil_mode=True)
+            for part in U.split(chunk)
+        ])  # fmt: skip
+
+    def _analytic(self, u: Tensor, kernel: Tensor, dt_scale: float) -> Tensor:
+        """u (B, L), kernel (channels, L) → (2/π)·mean |analytic signal| of each band-limited channel per frame,
+        (B, channels, ⌈L / hop⌉).
+
+        With T frames and n = 2·T·hop (a linear convolution, no wrap-around), a slice of W = points·2T bins
+        starting at bin s, brought to baseband, is the analytic signal at t = τ·hop/points, τ < 2T·points:
+            a(t_τ) = (2/n)·Σ_j Y_{s+j} e^{i2π(s+j)t_τ/n},   |a(t_τ)| = (2W/n)·|IFFT_W(Y_s … Y_{s+W−1})[τ]|.
+        """
+        L, hop = u.shape[-1], self.hop(dt_scale)
+        frames = -(-L // hop)
+        points = min(self.points, max(1, hop // 2))  # so that the slice fits in the n/2 + 1 bins
+        n, width = 2 * frames * hop, points * 2 * frames
+        starts = self.band_starts(n, width, dt_scale)  # (channels,)
+        bins = starts[:, None] + torch.arange(width, device=u.device)  # (channels, W)
+        U = torch.fft.rfft(u, n=n)[:, bins]  # (B, channels, W)
+        K = torch.fft.rfft(kernel, n=n).gather(1, bins)  # (channels, W)
+        baseband = torch.fft.ifft(U * K, dim=-1).abs()  # (B, channels, 2T·points)
+        scale = 4 * width / (math.pi * n)
+        return scale * baseband.unflatten(-1, (2 * frames, points)).mean(-1)[..., :frames]
+
+    def band_starts(self, n: int, width: int, dt_scale: float = 1.0) -> Tensor:
+        """First rfft bin (of n at the input rate) of each channel's slice of `width` bins: centred between its
+        lowest and highest mode, which the slice follows as they learn (no gradient through the choice), (channels,).
+        """
+        with torch.no_grad():
+            hz = self.ssm.mode_frequencies() * self.sample_rate / (2 * math.pi)  # (channels, modes)
+            centre = (hz.amin(-1) + hz.amax(-1)) / 2
+            bin_hz = self.sample_rate / dt_scale / n
+            start = torch.round(centre / bin_hz).long() - width // 2
+            return start.clamp(0, n // 2 + 1 - width)
 
     def _drop_high_band(self, envelope: Tensor, dt_scale: float) -> Tensor:
         """(B, T, channels) → the same, the high band's channels set to the mean of the low band's for every clip

@@ -255,6 +255,10 @@ class DiagSSM(_SSM):
             C = C * below_nyquist
         return Lambda, self._per_channel(torch.view_as_complex(self.B)), C
 
+    def mode_frequencies(self) -> Tensor:
+        """|Im λ|·Δ of every mode at dt_scale 1, in radians per step, after the max_frequency clamp, (channels, N/2)."""
+        return self._system(1.0)[0].imag.abs() * self.dt()[:, None]
+
     def _kernel(self, L: int, dt_scale: float) -> Tensor:
         Lambda, B, C = self._system(dt_scale)
         return diag_kernel(Lambda, B, C, self.dt(dt_scale), L, self.discretization, backend=self.backend)

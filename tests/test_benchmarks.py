@@ -8,19 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.baseline import KERNEL_FILES, baseline_tree, resolve
+from benchmarks.baseline import BASELINE_FILES, baseline_tree, resolve
 from benchmarks.speed import BUNDLED, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_baseline_tree_swaps_exactly_the_kernel_files():
+def test_baseline_tree_swaps_exactly_the_baseline_files():
     with baseline_tree("HEAD") as root:
-        for path in KERNEL_FILES:
+        for path in BASELINE_FILES:
             committed = subprocess.run(["git", "show", f"HEAD:{path}"], cwd=ROOT, capture_output=True, text=True)
             assert (root / path).read_text() == committed.stdout and not (root / path).is_symlink()
         assert (root / "s4" / "model.py").resolve() == ROOT / "s4" / "model.py"
-        assert (root / "training").resolve() == ROOT / "training"
+        assert (root / "training" / "train.py").resolve() == ROOT / "training" / "train.py"
+        assert not (root / "training").is_symlink() and (root / "app").resolve() == ROOT / "app"
+        assert (root / "training" / "configs" / "sc10.yaml").resolve() == ROOT / "training" / "configs" / "sc10.yaml"
         probe = "import s4.fft, training.models; print(s4.fft.__file__)"
         imported = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
         assert imported.stdout.strip() == str(root / "s4" / "fft.py")  # the old files win over the editable install
