@@ -66,14 +66,19 @@ def estimated_bytes(case: Case) -> int:
     return 0
 
 
-def measure(case: Case, repeats: int = 3, timeout_s: float = TIME_LIMIT_S, root: Path = ROOT) -> dict:
+def measure(
+    case: Case, repeats: int = 3, timeout_s: float = TIME_LIMIT_S, root: Path = ROOT, env: dict | None = None
+) -> dict:
     """Run `case` in a fresh interpreter whose working tree is `root` (another one holds older code: see
-    `benchmarks.baseline`). → {"time_s", "peak_bytes", ...} or {"skipped": reason}."""
+    `benchmarks.baseline`), with `env` added to its environment.
+    → {"time_s", "peak_bytes", ...} or {"skipped": reason}."""
     if estimated_bytes(case) > MEMORY_LIMIT_BYTES:
         return {"skipped": "too large (memory)"}
     command = [sys.executable, "-m", "benchmarks.common", json.dumps(asdict(case)), str(repeats)]
     try:
-        result = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=timeout_s)
+        result = subprocess.run(
+            command, cwd=root, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **(env or {})}
+        )
     except subprocess.TimeoutExpired:
         return {"skipped": f"too large (over {timeout_s:.0f} s)"}
     if result.returncode != 0:

@@ -1,7 +1,7 @@
 """What a user of this project waits for, before and after a change, each case in its own process:
 
 - layer:    one S4 layer forward+backward, H=128, N=64, L=16000, batch 2, DPLR (S4) and diagonal (S4D) kernels:
-            time and peak RSS above the process's warm-up baseline;
+            time and peak RSS above the process's warm-up baseline (glibc's mmap threshold fixed: STABLE_MALLOC);
 - train:    clips/s of one training step (batch 16) of the bundled recipe (sc12-real.yaml) and of the paper's
             sc10.yaml model: forward, loss, backward, clipping, AdamW; random waveforms, no data loading;
 - evaluate: clips/s of `training.evaluate` (files decoded, 16 kHz and 8 kHz) on generated clips, with a
@@ -31,6 +31,10 @@ from benchmarks.common import ROOT, Case, human_bytes, machine, machine_name, me
 RECIPE, PAPER = "training/configs/sc12-real.yaml", "training/configs/sc10.yaml"
 BUNDLED = "app/default_model/s4-sc12-real.safetensors"  # app.bundle.DEFAULT_MODEL; when missing, a random RECIPE
 SECTIONS = ("layer", "train", "evaluate", "live")
+# glibc moves its mmap threshold up after each large free, so whether a block of a few MiB is served by mmap
+# (returned on free) or from the heap (kept) depends on the order of earlier frees: the same layer peaked 137-204
+# MiB above its start from run to run. A fixed threshold makes the peak repeat to ±2 MiB (and read lower).
+STABLE_MALLOC = {"layer": {"MALLOC_MMAP_THRESHOLD_": str(2**20)}}
 
 
 def cases(section: str, quick: bool, device: str, threads: int, data: str) -> list[tuple[dict, Case]]:
@@ -107,9 +111,10 @@ def run(sections: list[str], quick: bool, device: str, threads: int, baseline: s
             report[section] = []
             for row, case in cases(section, quick, device, threads, data):
                 repeats = 1 if quick else 3
-                row["after"] = derived(section, measure(case, repeats, timeout_s=600), row)
+                env = STABLE_MALLOC.get(section)
+                row["after"] = derived(section, measure(case, repeats, timeout_s=600, env=env), row)
                 if old is not None:
-                    row["before"] = derived(section, measure(case, repeats, timeout_s=600, root=old), row)
+                    row["before"] = derived(section, measure(case, repeats, timeout_s=600, root=old, env=env), row)
                 report[section].append(row)
                 print(format_row(section, row), flush=True)
     return report
