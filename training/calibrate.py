@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from training.cli import USER_ERRORS, report_error, require_data_folder
-from training.data import SpeechCommands
+from training.data import Folders, SpeechCommands, open_split
 from training.evaluate import REJECT, evaluate_model, keyword_report, rate_variants, subset_of
 from training.export import export_model, load_model, test_metrics
 from training.inference import dataset_logits
@@ -43,12 +43,17 @@ def _reject_indices(classes: Sequence[str]) -> list[int]:
     return [list(classes).index(name) for name in REJECT]
 
 
-def validation_clips(root: Path, subset: str, sample_rate: int, protocol: str) -> SpeechCommands:
-    """The validation split to calibrate on; an error naming the folder if it holds no non-command clips."""
-    validation = SpeechCommands(root, subset, "validation", sample_rate, protocol)
+def validation_clips(
+    root: Path | Sequence[Path], subset: str, sample_rate: int, protocol: str
+) -> SpeechCommands | Folders:
+    """The validation split (of one folder, or of several together) to calibrate on; an error naming the
+    folders if it holds no non-command clips."""
+    roots = [root] if isinstance(root, (str, Path)) else list(root)
+    validation = open_split(roots, subset, "validation", sample_rate, protocol)
     if not np.isin(validation.labels, _reject_indices(validation.classes)).any():
+        names = " and ".join(str(path) for path in roots)
         raise ValueError(
-            f"calibration needs other words or silence in the validation split of {root}; it has commands only"
+            f"calibration needs other words or silence in the validation split of {names}; it has commands only"
             " (set calibration.min_non_commands_rejected: null to train without it)"
         )
     return validation

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import copy
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
 
+from training.balance import BALANCE
 from training.ensemble import member_count
 from training.models import MODELS, model_options
 
@@ -23,6 +25,7 @@ DEFAULTS: dict = {
     "ensemble": 1,
     "model": {"kind": "s4"},  # plus any constructor option of that kind, n_classes excepted (from the data)
     "data": {
+        "folders": None,  # Speech Commands folders to train on, e.g. [../a, ../b]; --data replaces them
         "subset": "sc10",
         "protocol": "official",
         "batch_size": 16,
@@ -34,7 +37,13 @@ DEFAULTS: dict = {
         "snr_db": [5, 30],
         "gain_db": [-12, 6],
         "speed": None,  # [low, high]: speed perturbation factor drawn per clip; None keeps the speed
-        "provenance": None,  # where real clips came from: written to the exported model's JSON (data.provenance)
+        # Where real clips came from, written to the exported model's JSON: one text, or with several folders a
+        # mapping folder name → text.
+        "provenance": None,
+        # none | sampler (every class drawn equally often, epoch_clips draws an epoch; None: the training set's
+        # size) | weights (cross-entropy weights inversely proportional to the classes' clips). training.balance
+        "balance": "none",
+        "epoch_clips": None,
         # The splits to train on. [train, validation] is a final fit: every labelled speaker outside the test
         # split, no validation loop, the last epoch exported; its recipe must have been chosen on validation first.
         "train_on": ["train"],
@@ -133,6 +142,7 @@ def validate(config: dict) -> dict:
     if offset is not None and merged["data"]["subset"] != "sc12":
         raise ConfigError("calibration.offset needs data.subset sc12 (silence and unknown classes)")
     _check_train_on(merged)
+    _check_data(merged["data"])
     if merged["scheduler"]["name"] not in SCHEDULERS:
         raise ConfigError(f"unknown scheduler {merged['scheduler']['name']!r}; choose one of {', '.join(SCHEDULERS)}")
     return merged
@@ -151,6 +161,38 @@ def _check_train_on(config: dict) -> None:
         )
     if config["scheduler"]["name"] == "plateau":
         raise ConfigError("scheduler plateau follows val_acc, and data.train_on including validation has none")
+
+
+def _check_data(data: dict) -> None:
+    if data["balance"] not in BALANCE:
+        raise ConfigError(f"unknown data.balance {data['balance']!r}; choose one of {', '.join(BALANCE)}")
+    clips = data["epoch_clips"]
+    if clips is not None and not (isinstance(clips, int) and not isinstance(clips, bool) and clips > 0):
+        raise ConfigError(f"data.epoch_clips must be a positive whole number or null, got {clips!r}")
+    folders = data["folders"]
+    if folders is not None and not (isinstance(folders, list) and folders and all(isinstance(f, str) for f in folders)):
+        raise ConfigError(f"data.folders must be a non-empty list of folder paths or null, got {folders!r}")
+    provenance = data["provenance"]
+    texts = provenance.values() if isinstance(provenance, dict) else [provenance]
+    if not all(text is None or isinstance(text, str) for text in texts):
+        raise ConfigError(f"data.provenance must be a text, a mapping folder name → text, or null; got {provenance!r}")
+
+
+def provenance_of(config: dict, names: Sequence[str]) -> dict[str, str | None]:
+    """Folder name → its provenance text from config data.provenance: one text serves a single folder; with
+    several folders it must be a mapping, whose names must all be among `names`."""
+    provenance = config["data"]["provenance"]
+    if not isinstance(provenance, dict):
+        if provenance is not None and len(names) > 1:
+            raise ConfigError(
+                f"data.provenance is one text for {len(names)} folders: make it a mapping folder name → text"
+                f" ({', '.join(names)})"
+            )
+        return dict.fromkeys(names, provenance)
+    unknown = sorted(set(provenance) - set(names))
+    if unknown:
+        raise ConfigError(f"data.provenance names {', '.join(unknown)}, not among the data folders {', '.join(names)}")
+    return {name: provenance.get(name) for name in names}
 
 
 def load_config(path: str | os.PathLike) -> dict:

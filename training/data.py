@@ -19,7 +19,7 @@ from pathlib import Path
 
 import soundfile as sf
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from training.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
 from training.cli import USER_ERRORS, report_error
@@ -29,7 +29,7 @@ from training.export import describe_data
 
 __all__ = [
     "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "SILENCE", "UNKNOWN",
-    "SpeechCommands", "download", "noise_cuts", "noise_split_seconds", "training_seconds",
+    "Folders", "SpeechCommands", "download", "noise_cuts", "noise_split_seconds", "open_split", "training_seconds",
 ]  # fmt: skip
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,39 @@ class SpeechCommands(Dataset):
             wave = pad_or_trim(load_audio(path, NATIVE_RATE), NATIVE_RATE)
         wave = prepare(wave, NATIVE_RATE, self.sample_rate, self.downsample)
         return pad_or_trim(wave, self.sample_rate), self.labels[index], path
+
+
+class Folders(ConcatDataset):
+    """One split of several Speech Commands folders, one after another: each folder split by its own lists, all
+    labelled alike. Items `(waveform (L,) float32, label, path)`; `classes`, `paths`, `labels`, `split` and
+    `sample_rate` as in `SpeechCommands`, `parts` the folders' own datasets."""
+
+    def __init__(self, parts: Sequence[SpeechCommands]) -> None:
+        differing = {part.classes for part in parts}
+        if len(differing) > 1:
+            raise ValueError(
+                "the data folders give different class lists: "
+                + "; ".join(f"{part.root.name}: {', '.join(part.classes)}" for part in parts)
+            )
+        super().__init__(parts)
+        self.parts = list(parts)
+        self.classes, self.split, self.sample_rate = parts[0].classes, parts[0].split, parts[0].sample_rate
+        self.paths = [path for part in parts for path in part.paths]
+        self.labels = [label for part in parts for label in part.labels]
+
+
+def open_split(
+    roots: Sequence[str | os.PathLike],
+    subset: str,
+    split: str,
+    sample_rate: int = 16000,
+    protocol: str = "official",
+) -> SpeechCommands | Folders:
+    """The `split` of every folder in `roots`: a `SpeechCommands` for one folder, their `Folders` for several."""
+    parts = [SpeechCommands(root, subset, split, sample_rate, protocol) for root in roots]
+    if not parts:
+        raise ValueError("no data folder given")
+    return parts[0] if len(parts) == 1 else Folders(parts)
 
 
 def info(root: str | os.PathLike, subset: str = "sc10", protocol: str = "official") -> dict[str, dict[str, int]]:

@@ -308,9 +308,9 @@ def subset_of(classes: Sequence[str]) -> str:
 
 def _dataset_for(meta: dict, args: argparse.Namespace) -> SpeechCommands:
     trained_on = meta.get("data", {})
-    # Exports name their data folder only (older ones held a full path): its name decides "the model's own folder".
-    trained_root = Path(trained_on.get("root", "")).name
-    same_root = bool(trained_root) and trained_root == args.data.resolve().name
+    # Exports name their data folders only (older ones held a full path): a name decides "the model's own folder".
+    folders = trained_on.get("folders") or [trained_on]
+    same_root = args.data.resolve().name in {Path(folder.get("root", "")).name for folder in folders} - {""}
     protocol = args.protocol or (trained_on.get("protocol", "official") if same_root else "official")
     subset = args.subset or trained_on.get("subset") or subset_of(meta["classes"])
     return SpeechCommands(args.data, subset, args.split, sample_rate=meta["sample_rate"], protocol=protocol)

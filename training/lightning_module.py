@@ -1,8 +1,10 @@
-"""The LightningModule: one classifier (S4 or M5), cross-entropy, accuracy, AdamW and its schedule."""
+"""The LightningModule: one classifier (S4 or M5), cross-entropy (class-weighted with data.balance: weights),
+accuracy, AdamW and its schedule."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import lightning as L
 import torch
@@ -13,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from s4 import param_groups
 from training.augment import mixup
+from training.balance import class_weights
 from training.models import build_model
 
 
@@ -36,12 +39,18 @@ class SpeechClassifier(L.LightningModule):
     generalises better than the last step's weights. It is a submodule, so checkpoints and resume carry it.
     With `optim.mixup_alpha` set, training batches are blended (`training.augment.mixup`); training accuracy is
     then against each clip's own label, the larger part of its mixture.
+    With `data.balance: weights`, the training loss weighs each class by `training.balance.class_weights` of
+    `class_counts` (the training clips per class); validation loss stays unweighted, comparable across recipes.
     """
 
-    def __init__(self, config: dict, n_classes: int) -> None:
+    def __init__(self, config: dict, n_classes: int, class_counts: Sequence[int] | None = None) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.config = config
+        weighted = config["data"].get("balance") == "weights"
+        if weighted and class_counts is None:
+            raise ValueError("data.balance: weights needs the training clips per class (class_counts)")
+        self.loss_weights = class_weights(class_counts) if weighted else None
         options = {k: v for k, v in config["model"].items() if k != "kind"}
         self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
@@ -70,7 +79,9 @@ class SpeechClassifier(L.LightningModule):
         if alpha is not None:
             waveform, target = mixup(waveform, label, self.hparams.n_classes, alpha)
         logits = self(waveform)
-        loss = F.cross_entropy(logits, target, label_smoothing=self.config["optim"]["label_smoothing"])
+        weight = None if self.loss_weights is None else self.loss_weights.to(logits.device)
+        smoothing = self.config["optim"]["label_smoothing"]
+        loss = F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
         self.train_acc(logits, label)
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(label))
         self.log("train_acc", self.train_acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(label))

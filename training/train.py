@@ -1,6 +1,7 @@
 """Train a Speech Commands classifier (S4 or the M5 CNN baseline) from a YAML config, then export and test it.
 
     python -m training.train --config training/configs/cpu-small.yaml --data data/sc10-synth --out runs/cpu-small
+    python -m training.train --config training/configs/sc12-real.yaml --data REAL EXTRA   # several folders at once
     python -m training.train --config training/configs/sc10.yaml --data DIR --devices 4 --num-nodes 2   # DDP
     python -m training.train ... --resume                  # continue from OUT/checkpoints/last.ckpt
     python -m training.train ... --model.d_model 64 --set trainer.max_epochs=3   # dotted overrides
@@ -8,6 +9,8 @@
 Writes under OUT: checkpoints/{best-*.ckpt,last.ckpt}, logs/version_*/metrics.csv, tb/ (TensorBoard),
 model.safetensors + model.json (the best checkpoint, exported), test_metrics.json, learning_curves.png.
 A final fit (config data.train_on: [train, validation]) has no validation loop: it exports the last epoch.
+Several --data folders (or config data.folders) train as one: each folder keeps its own splits, the splits are
+concatenated, and the exported JSON lists every folder (data.folders) and every speaker heard in any of them.
 An ensemble (config ensemble: n > 1) trains member i with seed + i in OUT/member-i (checkpoints, logs, curves),
 one after another, then exports and tests the model that averages their logits in OUT; --resume continues
 the member that was running and skips the finished ones in seconds.
@@ -32,9 +35,9 @@ from torch import nn
 
 from training.calibrate import calibrate, set_offset, validation_clips
 from training.checkpoint_io import AtomicCheckpointIO
-from training.cli import USER_ERRORS, report_error, require_data_folder
-from training.config import ConfigError, apply_override, load_config, validate
-from training.data import SpeechCommands
+from training.cli import USER_ERRORS, report_error, require_data_folders
+from training.config import ConfigError, apply_override, load_config, provenance_of, validate
+from training.data import open_split
 from training.datamodule import SpeechCommandsDataModule
 from training.ensemble import Ensemble, combine
 from training.evaluate import evaluate_model, heard_speakers
@@ -61,7 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("--config", required=True, type=Path, help="YAML config (training/configs/*.yaml)")
-    parser.add_argument("--data", required=True, type=Path, help="dataset folder in the Speech Commands layout")
+    parser.add_argument(
+        "--data", nargs="+", type=Path, help="dataset folder(s) in the Speech Commands layout (default: data.folders)"
+    )
     parser.add_argument("--out", type=Path, default=Path("runs/train"), help="output folder (default runs/train)")
     parser.add_argument("--accelerator", default="auto", help="auto | cpu | gpu | cuda (default auto)")
     parser.add_argument("--devices", default="1", help="devices per node: N or 'auto'; more than one runs DDP")
@@ -103,7 +108,12 @@ def parse_args(argv: Sequence[str] | None) -> tuple[argparse.Namespace, dict]:
     ):
         if value is not None:
             apply_override(config, key, json.dumps(str(value) if isinstance(value, Path) else value))
-    return args, validate(config)
+    config = validate(config)
+    if args.data is None:
+        if config["data"]["folders"] is None:
+            raise ConfigError("no data: pass --data FOLDER [FOLDER ...] or set data.folders in the config")
+        args.data = [Path(folder) for folder in config["data"]["folders"]]
+    return args, config
 
 
 def _devices(value: str) -> int | str:
@@ -148,6 +158,9 @@ def make_trainer(
     precision = _precision(settings.pop("precision"), args.accelerator)
     devices = _devices(args.devices)
     distributed = args.num_nodes > 1 or (devices != "auto" and devices > 1)
+    if distributed and config["data"]["balance"] == "sampler":
+        # Lightning would wrap the sampler for DDP without passing it the epoch: every epoch would draw alike.
+        raise ConfigError("data.balance: sampler runs on one device; use balance: weights for several devices")
     best = ModelCheckpoint(out / "checkpoints", "best-{epoch}-{step}", monitor="val_acc", mode="max", save_top_k=1)
     last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
     # A bar on a terminal; in a file or pipe, plain lines instead of thousands of carriage-return redraws.
@@ -170,25 +183,50 @@ def make_trainer(
     return trainer, best if validates else None
 
 
-def data_record(config: dict, root: Path, sample_rate: int) -> dict:
-    """The exported JSON's "data" section: folder name, synthetic or not, description, subset, protocol.
+def _roots(root: Path | Sequence[Path]) -> list[Path]:
+    return [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
+
+
+def data_record(config: dict, root: Path | Sequence[Path], sample_rate: int) -> dict:
+    """The exported JSON's "data" section: folder name, synthetic or not, description, subset, protocol, and
+    "folders", each data folder's own record (root, synthetic, description; provenance when real).
 
     Real data adds the leak guard: "heard_speakers", the sorted speaker hashes of every training and validation
-    clip (evaluation never scores them), and "provenance" (config data.provenance: where the clips came from).
+    clip of every folder (evaluation never scores them), and "provenance" (config data.provenance: where the clips
+    came from). Several folders are named together ("a+b"), synthetic if any of them is, their provenance texts
+    joined as "a: text; b: text".
     """
+    roots = _roots(root)
     subset, protocol = config["data"]["subset"], config["data"]["protocol"]
-    record = {**describe_data(root), "subset": subset, "protocol": protocol}
-    if not record["synthetic"]:
-        splits = [SpeechCommands(root, subset, split, sample_rate, protocol) for split in ("train", "validation")]
+    folders = [describe_data(path) for path in roots]
+    provenance = provenance_of(config, [folder["root"] for folder in folders])
+    for folder in folders:
+        if not folder["synthetic"]:
+            folder["provenance"] = provenance[folder["root"]]
+    if len(folders) == 1:
+        record = dict(folders[0])
+    else:
+        record = {
+            "root": "+".join(folder["root"] for folder in folders),
+            "synthetic": any(folder["synthetic"] for folder in folders),
+            "description": "; ".join(f"{folder['root']}: {folder['description']}" for folder in folders),
+        }
+        texts = [f"{folder['root']}: {folder['provenance']}" for folder in folders if folder.get("provenance")]
+        if not all(folder["synthetic"] for folder in folders):
+            record["provenance"] = "; ".join(texts) or None
+    record.update(subset=subset, protocol=protocol, folders=folders)
+    if not all(folder["synthetic"] for folder in folders):
+        splits = [open_split(roots, subset, split, sample_rate, protocol) for split in ("train", "validation")]
         record["heard_speakers"] = heard_speakers(splits)
-        record["provenance"] = config["data"]["provenance"]
     return record
 
 
-def export_and_test(model: nn.Module, config: dict, data: SpeechCommandsDataModule, root: Path, out: Path) -> Path:
+def export_and_test(
+    model: nn.Module, config: dict, data: SpeechCommandsDataModule, root: Path | Sequence[Path], out: Path
+) -> Path:
     """Export the trained model (a `SpeechClassifier.inference_model()`, or an `Ensemble` of them; its rejection
     offset calibrated on the validation split, or fixed, if the config asks), test it on the test split at each
-    configured rate, store the metrics."""
+    configured rate, store the metrics. `root`: the data folder, or the folders, whose splits it was trained on."""
     model = model.cpu().eval()
     options = {k: v for k, v in config["model"].items() if k != "kind"}
     meta = {
@@ -207,12 +245,12 @@ def export_and_test(model: nn.Module, config: dict, data: SpeechCommandsDataModu
     subset, protocol = config["data"]["subset"], config["data"]["protocol"]
     floor, offset = config["calibration"]["min_non_commands_rejected"], config["calibration"]["offset"]
     if floor is not None:
-        validation = validation_clips(root, subset, data.sample_rate, protocol)
+        validation = validation_clips(_roots(root), subset, data.sample_rate, protocol)
         meta["calibration"] = calibrate(model, meta, validation, config["test_rates"], floor)
     elif offset is not None:
         set_offset(model, meta["classes"], offset)
         meta["calibration"] = {"offset": offset, "split": None}  # fixed by the config, not chosen on this model
-    test = SpeechCommands(root, subset, "test", data.sample_rate, protocol)
+    test = open_split(_roots(root), subset, "test", data.sample_rate, protocol)
     with torch.no_grad():  # evaluate_model leaves out clips of heard speakers (none here: the splits are disjoint)
         results = evaluate_model(model, meta, test, config["test_rates"])
     meta["metrics"] = test_metrics(results)
@@ -239,7 +277,7 @@ def _check_start(args: argparse.Namespace, config: dict, folders: list[Path]) ->
 
 
 def _data_module(args: argparse.Namespace, config: dict, seed: int) -> SpeechCommandsDataModule:
-    loading = {k: v for k, v in config["data"].items() if k != "provenance"}  # provenance is for the export
+    loading = {k: v for k, v in config["data"].items() if k not in ("provenance", "folders")}  # for the export
     return SpeechCommandsDataModule(args.data, sample_rate=16000, seed=seed, **loading)
 
 
@@ -249,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args, config = parse_args(argv)
         folders = member_folders(config, args.out)
         _check_start(args, config, folders)
-        require_data_folder(args.data)
+        require_data_folders(args.data)
+        provenance_of(config, [describe_data(folder)["root"] for folder in args.data])  # a bad mapping fails now
         data = _data_module(args, config, config["seed"])
         n_classes = len(data.classes)  # reads the folder now, so a bad dataset fails before training starts
         if config["calibration"]["min_non_commands_rejected"] is not None:  # and so does one it cannot calibrate on
@@ -270,7 +309,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if len(folders) > 1:
             log.info("ensemble member %d of %d (seed %d) in %s", index + 1, len(folders), seed, folder)
         L.seed_everything(seed, workers=True)
-        module = SpeechClassifier(config, n_classes)
+        counts = data.class_counts if config["data"]["balance"] == "weights" else None
+        module = SpeechClassifier(config, n_classes, counts)
         last = folder / "checkpoints" / "last.ckpt"
         trainer.fit(module, datamodule=data, ckpt_path=str(last) if args.resume and last.exists() else None)
         # The periodic last.ckpt may be up to checkpoint_every_n_steps behind: save where training ended, so that
@@ -283,7 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         members.append(module.inference_model())
         logs = sorted((folder / "logs").glob("version_*/metrics.csv"))
         if logs:
-            name = f"{args.config.name}{f' (member {index})' if len(folders) > 1 else ''} on {args.data}"
+            on = " + ".join(str(folder) for folder in args.data)
+            name = f"{args.config.name}{f' (member {index})' if len(folders) > 1 else ''} on {on}"
             learning_curves(logs, folder / "learning_curves.png", title=name)
     if not members:  # another DDP rank: rank 0 exports
         return 0
