@@ -158,9 +158,6 @@ def make_trainer(
     precision = _precision(settings.pop("precision"), args.accelerator)
     devices = _devices(args.devices)
     distributed = args.num_nodes > 1 or (devices != "auto" and devices > 1)
-    if distributed and config["data"]["balance"] == "sampler":
-        # Lightning would wrap the sampler for DDP without passing it the epoch: every epoch would draw alike.
-        raise ConfigError("data.balance: sampler runs on one device; use balance: weights for several devices")
     best = ModelCheckpoint(
         out / "checkpoints", "best-{epoch}-{step}", monitor=VALIDATION_METRIC, mode="max", save_top_k=1
     )
