@@ -1,80 +1,109 @@
-"""Score a keyword-spotting recipe by the rule its runs are chosen by: the validation speakers' commands, clean
-and in noise.
+"""Score a keyword-spotting recipe by the rule its runs are chosen by: balanced accuracy on the validation
+speakers of every data folder, at 16 kHz and at 8 kHz.
 
-    python -m benchmarks.recipe_score --model runs/sc12-real-val/model.safetensors --data DIR [--snr-db 10 5 0 -5]
+    python -m benchmarks.recipe_score --model runs/sc12-val/model.safetensors --data REAL [EXTRA ...] [--json OUT]
 
 The model is the *validated* run of a recipe: trained without the validation speakers, which chose its rejection
 offset (`training.calibrate`). Its JSON lists them as heard, so `training.evaluate` would leave them out; here
 they are the point, and they are scored. A final fit (`data.train_on` holding validation) is refused.
 
-Per rate and noise level: commands right (a command answered silence or "not a command" counts wrong), with the
-split's own part of the background-noise recordings mixed in at each SNR (`training.evaluate.noisy`). The score is
-the mean over the rates of (1 − W) × clean + W × at 0 dB SNR, W = 0.05: clean speech decides, and a recipe that
-falls apart in a loud room (about one speaker in twenty here) pays for it. Writes
-benchmarks/results/recipe-score-<run folder>-<date>.json.
+The rule (fixed before the runs it judges, issue 34): on the validation clips of all --data folders together, the
+accuracy of each of the 12 classes (ten commands, silence, "not a command"), their mean (balanced accuracy: a class
+weighs the same however many clips it has), at 16 kHz and at 8 kHz with Δ doubled; the score is the mean of the
+two. 95% intervals: Wilson for each class; for a balanced accuracy the normal approximation of a mean of K
+independent proportions, ± z·√(Σ_c p̃_c(1 − p̃_c)/n_c)/K with p̃_c = (k_c + 2)/(n_c + 4)
+(`training.report.balanced_accuracy`); for the score the mean of the two rates' half-widths, since the same
+clips are scored at both rates (errors taken as fully correlated: the widest case). Writes
+benchmarks/results/recipe-score-<run folder>-<date>.json, or --json PATH.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import machine, write_json
-from training.calibrate import require_unheard_validation, validation_clips
-from training.cli import USER_ERRORS, report_error, require_data_folder
-from training.evaluate import evaluate_model, subset_of
+from training.calibrate import require_unheard_validation
+from training.cli import USER_ERRORS, report_error, require_data_folders
+from training.data import SC12_CLASSES, open_split
+from training.evaluate import evaluate_model
 from training.export import load_model
+from training.report import with_interval
 
-NOISY_WEIGHT = 0.05
-RULE_SNR_DB = 0.0
-
-
-def recipe_score(clean: Sequence[float], at_rule_snr: Sequence[float]) -> float:
-    """The rule: mean over rates of (1 − W) × clean + W × at 0 dB; both (rates,) commands accuracies."""
-    if len(clean) != len(at_rule_snr) or not clean:
-        raise ValueError(f"need one clean and one 0 dB figure per rate, got {list(clean)} and {list(at_rule_snr)}")
-    mixed = [(1 - NOISY_WEIGHT) * c + NOISY_WEIGHT * z for c, z in zip(clean, at_rule_snr, strict=True)]
-    return sum(mixed) / len(mixed)
+RULE_RATES = (16000, 8000)
 
 
-def commands_right(model_path: Path, data: Path, rates: Sequence[int], snrs: Sequence[float | None]) -> dict:
-    """{snr ("clean" or dB): {rate key: commands accuracy}} on the validation speakers of `data`."""
+def recipe_score(balanced: Sequence[dict]) -> dict:
+    """The rule's score from each rate's `training.report.balanced_accuracy` record: {"score", "interval"}, the
+    mean of their accuracies, ± the mean of their half-widths."""
+    if not balanced:
+        raise ValueError("the score needs at least one rate's balanced accuracy")
+    score = sum(record["accuracy"] for record in balanced) / len(balanced)
+    half = sum((record["interval"][1] - record["interval"][0]) / 2 for record in balanced) / len(balanced)
+    return {"score": score, "interval": [score - half, score + half]}
+
+
+def validation_results(model_path: Path, roots: Sequence[Path]) -> dict[str, dict]:
+    """{rate key: `training.evaluate.rate_report`} of the model at `model_path` on the validation split of every
+    folder in `roots`, its heard validation speakers scored; every class must have clips there."""
     model, meta = load_model(model_path)
     require_unheard_validation(meta, model_path)
+    if tuple(meta["classes"]) != SC12_CLASSES:
+        raise ValueError(f"{model_path}: the rule scores 12-class models ({', '.join(SC12_CLASSES)})")
     protocol = meta.get("data", {}).get("protocol", "official")
-    validation = validation_clips(data, subset_of(meta["classes"]), meta["sample_rate"], protocol)
-    table = {}
-    for snr in snrs:
-        results = evaluate_model(model, meta, validation, rates, heard=[], snr_db=snr)
-        table["clean" if snr is None else f"{snr:g}"] = {key: r["commands"]["accuracy"] for key, r in results.items()}
-    return table
+    validation = open_split(roots, "sc12", "validation", meta["sample_rate"], protocol)
+    results = evaluate_model(model, meta, validation, RULE_RATES, heard=[])
+    missing = results[str(RULE_RATES[0])]["balanced_accuracy"]["missing"]
+    if missing:
+        names = " + ".join(root.name for root in roots)
+        raise ValueError(f"the validation split of {names} has no clips of {', '.join(missing)}: the rule needs all 12")
+    return results
+
+
+def _print(results: dict[str, dict], score: dict, names: str) -> None:
+    keys = list(results)
+    n_clips = results[keys[0]]["n_clips"]
+    print(f"validation speakers of {names}: {n_clips} clips; accuracy [95% interval] at " + " / ".join(keys) + " Hz")
+    for word in SC12_CLASSES:
+        figures = [results[key]["per_class_accuracy"][word] for key in keys]
+        cells = "".join(f"{with_interval(f['accuracy'], f['interval']):>28s}" for f in figures)
+        print(f"  {word:10s}{cells}{figures[0]['n_clips']:6d} clips")
+    balanced = [results[key]["balanced_accuracy"] for key in keys]
+    print(f"  {'balanced':10s}" + "".join(f"{with_interval(b['accuracy'], b['interval']):>28s}" for b in balanced))
+    low, high = score["interval"]
+    print(f"score {100 * score['score']:.2f} [{100 * low:.2f}, {100 * high:.2f}] (95%)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.recipe_score", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", type=Path, required=True, help="the validated run's exported 12-class model")
-    parser.add_argument("--data", type=Path, required=True, help="Speech Commands folder (its validation split)")
-    parser.add_argument("--rates", type=int, nargs="+", default=[16000, 8000])
-    parser.add_argument("--snr-db", type=float, nargs="+", default=[10, 5, 0, -5], help="noise levels to report")
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="the Speech Commands folders it used")
+    parser.add_argument("--json", type=Path, help="write the JSON here (default: benchmarks/results/...)")
     args = parser.parse_args(argv)
-    snrs = [None, *sorted(set(args.snr_db) | {RULE_SNR_DB}, reverse=True)]
     try:
-        require_data_folder(args.data)
-        table = commands_right(args.model, args.data, args.rates, snrs)
+        require_data_folders(args.data)
+        results = validation_results(args.model, args.data)
     except USER_ERRORS as error:
         return report_error(error)
-    keys = list(table["clean"])
-    score = recipe_score([table["clean"][k] for k in keys], [table[f"{RULE_SNR_DB:g}"][k] for k in keys])
-    print("commands right on the validation speakers, " + " / ".join(keys))
-    for level, row in table.items():
-        print(f"  {level if level == 'clean' else level + ' dB':>7}: " + " / ".join(f"{row[k]:.1%}" for k in keys))
-    print(f"score {100 * score:.2f}")
-    payload = {"model": str(args.model), "data": args.data.name, "split": "validation", "commands_right": table,
-               "score": score, "noisy_weight": NOISY_WEIGHT, "rule_snr_db": RULE_SNR_DB,
-               "machine": machine()}  # fmt: skip
-    print(f"wrote {write_json(f'recipe-score-{args.model.parent.name}', payload)}")
+    score = recipe_score([result["balanced_accuracy"] for result in results.values()])
+    names = " + ".join(folder.resolve().name for folder in args.data)
+    _print(results, score, names)
+    rates = {
+        key: {name: result[name] for name in ("balanced_accuracy", "per_class_accuracy", "accuracy", "n_clips")}
+        for key, result in results.items()
+    }
+    payload = {"model": str(args.model), "data": [folder.resolve().name for folder in args.data],
+               "split": "validation", "rule": "balanced accuracy over 12 classes, mean of 16 and 8 kHz",
+               **score, "rates": rates, "machine": machine()}  # fmt: skip
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {args.json}")
+    else:
+        print(f"wrote {write_json(f'recipe-score-{args.model.parent.name}', payload)}")
     return 0
 
 

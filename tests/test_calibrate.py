@@ -175,7 +175,7 @@ def test_training_calibrates_before_it_exports(tmp_path: Path) -> None:
         ({"train_on": ["train", "test"]}, {}, {}, "must be a list holding 'train'"),
         ({"train_on": "train"}, {}, {}, "must be a list"),
         ({"train_on": ["train", "validation"]}, {"min_non_commands_rejected": 0.8}, {}, "calibration.offset"),
-        ({"train_on": ["train", "validation"]}, {}, {"name": "plateau"}, "val_acc"),
+        ({"train_on": ["train", "validation"]}, {}, {"name": "plateau"}, "val_balanced_acc"),
     ],
 )
 def test_bad_final_fit_config(data: dict, calibration: dict, scheduler: dict, fragment: str) -> None:

@@ -180,3 +180,9 @@ def test_cli_trains_on_both_folders_from_the_command_line_or_the_config(folders,
         assert [folder["root"] for folder in record["folders"]] == ["real", "extra"], run
     assert train.main([*common, "--data", str(real), str(real), "--out", str(tmp_path / "twice")]) == 2
     assert "given more than once: real" in capsys.readouterr().err
+    del config["data"]["folders"]
+    path.write_text(yaml.safe_dump(config))
+    assert train.main([*common, "--out", str(tmp_path / "none")]) == 2
+    assert "no data: pass --data FOLDER [FOLDER ...] or set data.folders" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="data.folders must be a non-empty list"):
+        validate({"data": {"folders": str(real)}})

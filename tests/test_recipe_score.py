@@ -1,58 +1,120 @@
-"""benchmarks.recipe_score: the validation speakers' commands, clean and in noise, and the score of the rule."""
+"""benchmarks.recipe_score: the validation rule (balanced accuracy over the 12 classes at 16 and 8 kHz, on the
+validation split of every folder), checked against a stub model whose every answer is known, computed by hand."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import numpy as np
 import pytest
-from test_evaluate import SPEAKERS, export_for, make_real_folder
+import soundfile as sf
+import torch
+from scipy.stats import binomtest
+from test_evaluate import export_for
+from torch import nn
 
 from benchmarks import recipe_score
-from training.data import SC12_CLASSES, SpeechCommands
-from training.evaluate import evaluate_model
-from training.export import load_model
+from training.data import SC10_CLASSES, SC12_CLASSES
+
+# Every clip is a constant level, 0.01 × its code: the stub reads the code back and answers from a table.
+# WAV folder: code 1-10 the ten commands, 11 "bed", 12 the noise recording (silence). FLAC folder: code 1 "yes",
+# 13 "up", 14 "cat".
+CODES_16K = {**{i + 1: i for i in range(10)}, 11: 11, 12: 10, 13: 3, 14: 0}  # up → down, cat → yes: wrong
+CODES_8K = {**CODES_16K, 12: 11}  # and at 8 kHz silence → unknown: wrong
 
 
-def test_score_weights_clean_speech_and_zero_db() -> None:
-    assert recipe_score.recipe_score([0.9, 0.8], [0.5, 0.3]) == pytest.approx(
-        (0.95 * 0.9 + 0.05 * 0.5 + 0.95 * 0.8 + 0.05 * 0.3) / 2
-    )
-    with pytest.raises(ValueError, match="one clean and one 0 dB figure per rate"):
-        recipe_score.recipe_score([0.9, 0.8], [0.5])
+class Stub(nn.Module):
+    """Answers by the level of the clip's middle second half: (B, L) → one-hot logits (B, 12)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()))  # where predict_logits finds the device
+
+    def forward(self, waveform: torch.Tensor, dt_scale: float = 1.0) -> torch.Tensor:
+        length = waveform.shape[-1]
+        codes = (waveform[:, length // 4 : 3 * length // 4].median(dim=-1).values * 100).round().long()
+        table = CODES_16K if dt_scale == 1.0 else CODES_8K
+        return torch.eye(12)[[table[int(code)] for code in codes]]
+
+
+def _write(path: Path, code: int, seconds: float = 1.0, **options) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sf.write(path, np.full(int(16000 * seconds), 0.01 * code), 16000, subtype="PCM_16", **options)
+
+
+def make_folders(tmp_path: Path) -> tuple[Path, Path]:
+    """One training and one validation speaker per word in each folder; the WAV one has the noise recording."""
+    real, extra = tmp_path / "real", tmp_path / "extra"
+    wav_codes = {**{word: i + 1 for i, word in enumerate(SC10_CLASSES)}, "bed": 11}
+    for root, codes, suffix in ((real, wav_codes, "wav"), (extra, {"yes": 1, "up": 13, "cat": 14}, "flac")):
+        for word, code in codes.items():
+            for speaker in ("aaaa1111", "bbbb2222"):
+                _write(root / word / f"{speaker}_nohash_0.{suffix}", code)
+        (root / "validation_list.txt").write_text("".join(f"{w}/bbbb2222_nohash_0.wav\n" for w in codes))
+        (root / "testing_list.txt").write_text("")
+    _write(real / "_background_noise_" / "hum.wav", 12, seconds=12)  # second 10 is the validation cut
+    return real, extra
 
 
 @pytest.fixture()
-def folder(tmp_path: Path) -> Path:
-    # Validation split: yes, no and bed of one speaker, and a one-second cut of the noise recording.
-    return make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
-
-
-def test_scores_the_validation_speakers_it_was_validated_on(folder: Path, tmp_path: Path, capsys, monkeypatch) -> None:
-    monkeypatch.setattr("benchmarks.common.RESULTS", tmp_path / "results")
-    # Random weights; the validation speaker is listed as heard, as in every validated run's JSON.
-    model = export_for(tmp_path / "m", SC12_CLASSES, heard=[SPEAKERS[2]])
-    assert recipe_score.main(["--model", str(model), "--data", str(folder), "--snr-db", "5"]) == 0
-    written = json.loads(next((tmp_path / "results").glob("recipe-score-m-*.json")).read_text())
-    table = written["commands_right"]
-    assert list(table) == ["clean", "5", "0"]  # 0 dB is always measured: the rule needs it
-    loaded, meta = load_model(model)
-    validation = SpeechCommands(folder, "sc12", "validation")
-    for level, snr in (("clean", None), ("5", 5.0), ("0", 0.0)):
-        direct = evaluate_model(loaded, meta, validation, [16000, 8000], heard=[], snr_db=snr)
-        assert table[level] == {key: r["commands"]["accuracy"] for key, r in direct.items()}
-        assert all(r["commands"]["n_clips"] == 2 for r in direct.values())  # its heard speaker's commands, scored
-    keys = list(table["clean"])
-    expected = recipe_score.recipe_score([table["clean"][k] for k in keys], [table["0"][k] for k in keys])
-    assert written["score"] == pytest.approx(expected)
-    assert f"score {100 * expected:.2f}" in capsys.readouterr().out
-
-
-def test_refuses_a_final_fit(folder: Path, tmp_path: Path, capsys) -> None:
-    model = export_for(tmp_path / "m", SC12_CLASSES)
+def stubbed(tmp_path: Path, monkeypatch) -> Path:
+    model = export_for(tmp_path / "m", SC12_CLASSES, heard=["bbbb2222"])  # a validated run hears its validators
     meta = json.loads(model.with_suffix(".json").read_text())
+    meta["model"] = "s4"  # so that 8 kHz runs with dt_scale 2
+    monkeypatch.setattr(recipe_score, "load_model", lambda path: (Stub().eval(), meta))
+    return model
+
+
+def test_score_by_hand(tmp_path: Path, stubbed: Path, capsys) -> None:
+    real, extra = make_folders(tmp_path)
+    out = tmp_path / "score.json"
+    assert recipe_score.main(["--model", str(stubbed), "--data", str(real), str(extra), "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    # Validation clips: every class once in the WAV folder, plus yes, up and cat (unknown) in the FLAC one.
+    # 16 kHz: up 1/2 (FLAC up → down), unknown 1/2 (cat → yes), the ten others right: (10 + 2 × 1/2) / 12.
+    # 8 kHz: silence 0/1 as well: (9 + 2 × 1/2) / 12. Score: their mean, 21/24.
+    correct = {"16000": {"up": 1, "_unknown_": 1}, "8000": {"up": 1, "_unknown_": 1, "_silence_": 0}}
+    clips = {name: 2 if name in ("yes", "up", "_unknown_") else 1 for name in SC12_CLASSES}
+    for key, balanced in (("16000", 11 / 12), ("8000", 10 / 12)):
+        rate = written["rates"][key]
+        assert rate["n_clips"] == 15 and rate["balanced_accuracy"]["accuracy"] == pytest.approx(balanced)
+        for name in SC12_CLASSES:
+            k, n = correct[key].get(name, clips[name]), clips[name]
+            figures = rate["per_class_accuracy"][name]
+            assert (figures["correct"], figures["n_clips"]) == (k, n) and figures["accuracy"] == pytest.approx(k / n)
+            wilson = binomtest(k, n).proportion_ci(method="wilson")
+            assert figures["interval"] == pytest.approx([wilson.low, wilson.high])
+        # Half-width 1.96 · √(Σ p̃(1 − p̃)/n) / 12, p̃ = (k + 2)/(n + 4): 9 classes at 1 of 1 or 0 of 1 (p̃ 3/5 or
+        # 2/5), yes at 2 of 2 (4/6), up and unknown at 1 of 2 (3/6).
+        half = 1.959964 * math.sqrt(9 * 0.24 + (4 / 6) * (2 / 6) / 2 + 2 * 0.25 / 2) / 12
+        assert rate["balanced_accuracy"]["interval"] == pytest.approx([balanced - half, balanced + half], abs=1e-6)
+    assert written["score"] == pytest.approx(21 / 24)
+    assert written["interval"] == pytest.approx([21 / 24 - half, 21 / 24 + half], abs=1e-6)
+    printed = capsys.readouterr().out
+    assert f"score 87.50 [{100 * (21 / 24 - half):.2f}, {100 * (21 / 24 + half):.2f}] (95%)" in printed
+    assert "validation speakers of real + extra: 15 clips" in printed
+
+
+def test_one_folder_and_the_results_folder(tmp_path: Path, stubbed: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("benchmarks.common.RESULTS", tmp_path / "results")
+    real, _ = make_folders(tmp_path)
+    assert recipe_score.main(["--model", str(stubbed), "--data", str(real)]) == 0
+    written = json.loads(next((tmp_path / "results").glob("recipe-score-m-*.json")).read_text())
+    assert written["data"] == ["real"] and written["rates"]["16000"]["n_clips"] == 12
+    assert written["score"] == pytest.approx((1 + 11 / 12) / 2)  # the WAV folder alone: only silence at 8 kHz wrong
+
+
+def test_refuses_what_the_rule_cannot_score(tmp_path: Path, stubbed: Path, monkeypatch, capsys) -> None:
+    real, extra = make_folders(tmp_path)
+    assert recipe_score.main(["--model", str(stubbed), "--data", str(extra)]) == 2  # no silence, six commands
+    assert "has no clips of no, down, left, right, on, off, stop, go, _silence_" in capsys.readouterr().err
+    _, meta = recipe_score.load_model(stubbed)
     meta["config"] = {"data": {"train_on": ["train", "validation"]}}
-    model.with_suffix(".json").write_text(json.dumps(meta))
-    assert recipe_score.main(["--model", str(model), "--data", str(folder)]) == 2
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "trained on the validation speakers too" in err
+    assert recipe_score.main(["--model", str(stubbed), "--data", str(real)]) == 2
+    assert "trained on the validation speakers too" in capsys.readouterr().err
+    monkeypatch.undo()
+    ten = export_for(tmp_path / "ten", SC10_CLASSES)
+    assert recipe_score.main(["--model", str(ten), "--data", str(real)]) == 2
+    assert "the rule scores 12-class models" in capsys.readouterr().err

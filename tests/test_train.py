@@ -59,7 +59,8 @@ def test_plateau_scheduler_cuts_every_lr_after_patience_epochs_without_a_better_
     configured = SpeechClassifier(config, n_classes=10).configure_optimizers()
     optimizer, schedule = configured["optimizer"], configured["lr_scheduler"]
     scheduler = schedule["scheduler"]
-    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau) and schedule["monitor"] == "val_acc"
+    assert isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau)
+    assert schedule["monitor"] == "val_balanced_acc"
     assert (scheduler.mode, scheduler.factor, scheduler.patience) == ("max", 0.5, 2)
     start = [group["lr"] for group in optimizer.param_groups]
     assert sorted(set(start)) == [0.001, 0.01]  # the SSM group and the rest

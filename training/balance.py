@@ -40,7 +40,8 @@ class BalancedSampler(Sampler[int]):
     clips uniformly, with replacement; `num_samples` draws an epoch.
 
     The draws of epoch e depend only on (seed, e): Lightning calls `set_epoch` before every epoch, so a run
-    resumed from a checkpoint draws what the uninterrupted run would have drawn.
+    resumed from a checkpoint draws what the uninterrupted run would have drawn. Under DDP Lightning wraps it in a
+    `DistributedSamplerWrapper`, which passes the epoch on: every process draws the same list and takes its share.
     """
 
     def __init__(

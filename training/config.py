@@ -57,7 +57,7 @@ DEFAULTS: dict = {
         "mixup_alpha": None,  # e.g. 0.2: blend training clips and their labels, λ ~ Beta(alpha, alpha)
     },
     "scheduler": {
-        "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_acc)
+        "name": "none",  # none | cosine (linear warm-up, then cosine to 0 per step) | plateau (on val_balanced_acc)
         "warmup_steps": 0,
         "total_steps": None,  # cosine: None = the trainer's estimate of all steps
         "factor": 0.2,
@@ -160,7 +160,7 @@ def _check_train_on(config: dict) -> None:
             " calibration.offset (chosen on validation by an earlier run) instead of min_non_commands_rejected"
         )
     if config["scheduler"]["name"] == "plateau":
-        raise ConfigError("scheduler plateau follows val_acc, and data.train_on including validation has none")
+        raise ConfigError("scheduler plateau follows val_balanced_acc, and data.train_on including validation has none")
 
 
 def _check_data(data: dict) -> None:

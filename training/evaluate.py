@@ -43,6 +43,7 @@ from training.data import NOISE_FOLDER, SC10_CLASSES, SC12_CLASSES, SILENCE, UNK
 from training.export import describe_data, load_model
 from training.inference import DOWNSAMPLE, dataset_logits, dt_scale_used, predict_logits
 from training.plots import comparison_png, confusion_png, rate_sweep_png
+from training.report import balanced_accuracy, per_class_accuracy, print_results, print_table, wilson_interval
 
 log = logging.getLogger(__name__)
 SPEAKER_MARK = "_nohash_"  # "<speakerhash>_nohash_<n>.wav": the dataset's own way of naming a clip's speaker
@@ -79,9 +80,12 @@ def _fraction(hits: np.ndarray) -> float:
 
 
 def rate_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str], dt_scale: float) -> dict:
-    """Accuracy, per-class precision/recall/F1 (sklearn) and the confusion matrix of one evaluation.
+    """Accuracy, per-class accuracy and precision/recall/F1 (sklearn), balanced accuracy and the confusion matrix of
+    one evaluation, with 95% intervals (`training.report`).
 
     labels, predictions (n,) class indices. "confusion"[true][predicted] counts clips, both in "labels" order.
+    "per_class_accuracy": {class: accuracy, correct, n_clips, interval}; "balanced_accuracy": their mean over the
+    classes with clips; "intervals": Wilson intervals of "accuracy" and of the keyword figures below.
     Models with `_silence_` and `_unknown_` also get "commands" and "non_commands" (see `keyword_report`).
     No clips (all left out by the leak guard) give zeros, not an error.
     """
@@ -101,9 +105,26 @@ def rate_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[s
         "per_class": {name: report[name] for name in classes},
         "confusion": confusion,
     }
+    per_class = per_class_accuracy(confusion, classes)
+    result.update(per_class_accuracy=per_class, balanced_accuracy=balanced_accuracy(per_class))
+    result["intervals"] = {"accuracy": wilson_interval(int((labels == predictions).sum()), len(labels))}
     if all(name in classes for name in REJECT):
         result.update(keyword_report(labels, predictions, classes))
+        result["intervals"].update(_keyword_intervals(result))
     return result
+
+
+def _keyword_intervals(result: dict) -> dict:
+    """Wilson intervals of the "commands" and "non_commands" fractions of a rate report (each k / n exactly)."""
+
+    def interval(fraction: float, n: int) -> tuple[float, float]:
+        return wilson_interval(round(fraction * n), n)
+
+    commands, others = result["commands"], result.get("non_commands")
+    spans = {"commands": {key: interval(commands[key], commands["n_clips"]) for key in ("accuracy", "rejected")}}
+    if others:
+        spans["non_commands"] = {"rejected": interval(others["rejected"], others["n_clips"])}
+    return spans
 
 
 def keyword_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str]) -> dict:
@@ -244,32 +265,6 @@ def _model_name(path: Path, meta: dict) -> str:
     return f"{meta['model']}:{path.parent.name}/{path.stem}"
 
 
-def _print_results(name: str, results: dict[str, dict], classes: Sequence[str]) -> None:
-    print(f"== {name}")
-    for key, result in results.items():
-        scale, accuracy = result["dt_scale"], result["accuracy"]
-        print(f"-- {key} Hz (dt_scale {scale:g}): accuracy {accuracy:.4f} on {result['n_clips']} clips")
-        if "commands" in result:
-            commands, others = result["commands"], result.get("non_commands")
-            line = f"   commands: accuracy {commands['accuracy']:.4f}, rejected {commands['rejected']:.4f}"
-            line += f" of {commands['n_clips']} clips"
-            if others:
-                line += f"; non-commands: rejected {others['rejected']:.4f} of {others['n_clips']} clips"
-            print(line)
-        print(f"   {'class':10s} precision recall")
-        for word in classes:
-            row = result["per_class"][word]
-            print(f"   {word:10s} {row['precision']:9.3f} {row['recall']:6.3f}")
-
-
-def _print_table(table: dict[str, dict[str, float]]) -> None:
-    columns = list(dict.fromkeys(c for row in table.values() for c in row))
-    width = max(len(name) for name in table) + 2
-    print("model".ljust(width) + "".join(f"{c:>18s}" for c in columns))
-    for name, row in table.items():
-        print(name.ljust(width) + "".join(f"{row.get(c, float('nan')):18.4f}" for c in columns))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.evaluate",
@@ -350,7 +345,7 @@ def run(args: argparse.Namespace) -> dict:
         results = evaluate_model(
             model, meta, dataset, rates, args.downsample, args.no_rescale, args.batch_size, heard, args.snr_db
         )
-        _print_results(name, results, meta["classes"])
+        print_results(name, results, meta["classes"])
         data = {**describe_data(args.data), "split": args.split, "subset": subset_of(dataset.classes)}
         data["snr_db"] = args.snr_db
         data["n_clips"] = len(dataset)
@@ -367,7 +362,7 @@ def run(args: argparse.Namespace) -> dict:
         if args.out:
             _write_confusions(args.out, path, name, meta, results)
     if len(table) > 1:
-        _print_table(table)
+        print_table(table)
         if args.out:
             comparison_png(table, args.out / "comparison.png", _data_title(args))
     if args.out and len(args.rates) > 2:  # two rates are the paper's 1x/0.5x bars; more make a curve

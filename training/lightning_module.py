@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from s4 import param_groups
 from training.augment import mixup
@@ -29,6 +29,11 @@ def warmup_cosine(warmup_steps: int, total_steps: int):
         return 0.5 * (1.0 + math.cos(math.pi * progress))
 
     return factor
+
+
+# What the best checkpoint and the plateau schedule follow: balanced accuracy, so that no class pays for another's
+# many clips (`on_validation_epoch_end`).
+VALIDATION_METRIC = "val_balanced_acc"
 
 
 class SpeechClassifier(L.LightningModule):
@@ -55,6 +60,7 @@ class SpeechClassifier(L.LightningModule):
         self.model = build_model(config["model"]["kind"], n_classes=n_classes, **options)
         self.train_acc = MulticlassAccuracy(n_classes, average="micro")
         self.val_acc = MulticlassAccuracy(n_classes, average="micro")
+        self.val_confusion = MulticlassConfusionMatrix(n_classes)
         decay = config["optim"].get("ema_decay")
         self.ema = None
         if decay is not None:
@@ -94,6 +100,17 @@ class SpeechClassifier(L.LightningModule):
         loss = F.cross_entropy(logits, label)
         self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True, batch_size=len(label))
         self.log("val_acc", self.val_acc, on_epoch=True, prog_bar=True, batch_size=len(label))
+        self.val_confusion.update(logits, label)
+
+    def on_validation_epoch_end(self) -> None:
+        """Log "val_balanced_acc": the mean over the classes with validation clips of each one's accuracy, the
+        validation rule's figure (`training.report.balanced_accuracy`); the best checkpoint is chosen by it."""
+        confusion = self.val_confusion.compute()  # summed over DDP processes
+        self.val_confusion.reset()
+        support = confusion.sum(dim=1)
+        present = support > 0
+        recall = confusion.diagonal()[present].float() / support[present]
+        self.log("val_balanced_acc", recall.mean() if present.any() else recall.new_zeros(()), prog_bar=True)
 
     def configure_optimizers(self):
         optim, schedule = self.config["optim"], self.config["scheduler"]
@@ -109,5 +126,5 @@ class SpeechClassifier(L.LightningModule):
             scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
                 optimizer, mode="max", factor=schedule["factor"], patience=schedule["patience"]
             )
-            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": "val_acc"}}
+            return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "monitor": VALIDATION_METRIC}}
         return optimizer

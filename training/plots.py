@@ -33,7 +33,8 @@ def learning_curves(csv_paths: Sequence[str | os.PathLike], png: str | os.PathLi
     steps, values = _read_series(paths, "train_loss_step")
     if steps:  # noisy per-batch losses, faint behind the epoch averages
         loss_ax.plot(steps, values, alpha=0.3, linewidth=0.8, label="train_loss_step")
-    for key, ax in (("train_loss_epoch", loss_ax), ("val_loss", loss_ax), ("train_acc", acc_ax), ("val_acc", acc_ax)):
+    curves = ("train_loss_epoch", loss_ax), ("val_loss", loss_ax), ("train_acc", acc_ax), ("val_acc", acc_ax)
+    for key, ax in (*curves, ("val_balanced_acc", acc_ax)):
         steps, values = _read_series(paths, key)
         if steps:
             ax.plot(steps, values, marker="o", markersize=3, label=key)

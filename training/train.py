@@ -42,7 +42,7 @@ from training.datamodule import SpeechCommandsDataModule
 from training.ensemble import Ensemble, combine
 from training.evaluate import evaluate_model, heard_speakers
 from training.export import FORMAT, describe_data, export_model, test_metrics
-from training.lightning_module import SpeechClassifier
+from training.lightning_module import VALIDATION_METRIC, SpeechClassifier
 from training.plots import learning_curves
 from training.progress import is_terminal
 from training.progress_callback import LineProgressCallback
@@ -158,10 +158,9 @@ def make_trainer(
     precision = _precision(settings.pop("precision"), args.accelerator)
     devices = _devices(args.devices)
     distributed = args.num_nodes > 1 or (devices != "auto" and devices > 1)
-    if distributed and config["data"]["balance"] == "sampler":
-        # Lightning would wrap the sampler for DDP without passing it the epoch: every epoch would draw alike.
-        raise ConfigError("data.balance: sampler runs on one device; use balance: weights for several devices")
-    best = ModelCheckpoint(out / "checkpoints", "best-{epoch}-{step}", monitor="val_acc", mode="max", save_top_k=1)
+    best = ModelCheckpoint(
+        out / "checkpoints", "best-{epoch}-{step}", monitor=VALIDATION_METRIC, mode="max", save_top_k=1
+    )
     last = ModelCheckpoint(out / "checkpoints", save_top_k=0, save_last=True, every_n_train_steps=every_n)
     # A bar on a terminal; in a file or pipe, plain lines instead of thousands of carriage-return redraws.
     bar = TQDMProgressBar(refresh_rate=1) if is_terminal(sys.stdout) else LineProgressCallback()
