@@ -2,7 +2,7 @@
 
 - layer:    one S4 layer forward+backward, H=128, N=64, L=16000, batch 2, DPLR (S4) and diagonal (S4D) kernels:
             time and peak RSS above the process's warm-up baseline (glibc's mmap threshold fixed: STABLE_MALLOC);
-- train:    clips/s of one training step (batch 16) of the bundled recipe (sc12-real.yaml) and of the paper's
+- train:    clips/s of one training step (batch 32) of the bundled recipe (sc12-real.yaml) and of the paper's
             sc10.yaml model: forward, loss, backward, clipping, AdamW; random waveforms, no data loading;
 - evaluate: clips/s of `training.evaluate` (files decoded, 16 kHz and 8 kHz) on generated clips, with a
             random model of the bundled recipe (sc12-real.yaml; the trained weights cost the same);
@@ -47,7 +47,7 @@ def cases(section: str, quick: bool, device: str, threads: int, data: str) -> li
             for mode in ("dplr", "diag")
         ]  # fmt: skip
     if section == "train":
-        L, batch = (1600, 2) if quick else (16000, 16)
+        L, batch = (1600, 2) if quick else (16000, 32)
         return [
             ({"config": config, "L": L, "batch": batch}, Case("recipe", "auto", 0, 0, L, batch=batch, device=device,
              threads=threads, config=config))

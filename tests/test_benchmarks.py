@@ -26,6 +26,9 @@ def test_baseline_tree_swaps_exactly_the_baseline_files():
         probe = "import s4.fft, training.models; print(s4.fft.__file__)"
         imported = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
         assert imported.stdout.strip() == str(root / "s4" / "fft.py")  # the old files win over the editable install
+        probe = "import benchmarks.cases; print(benchmarks.cases.ROOT)"
+        cases_root = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
+        assert cases_root.stdout.strip() == str(root)  # so the cases read the baseline's recipe, not this checkout's
     assert not root.exists()
 
 
