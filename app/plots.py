@@ -18,10 +18,15 @@ from torch import Tensor  # noqa: E402
 
 SIZE = (7.0, 2.6)
 MAX_POINTS = 20_000  # a minute at 48 kHz would be 2.9 M points: draw the min/max envelope instead
+LABEL_ROWS = 3  # rows of word labels above the waveform: words 0.3 s apart in a minute-long clip stay readable
+LABEL_FONT = 8
 
 
-def waveform_figure(wave: Tensor, rate: int, segments: Sequence = ()) -> Figure:
-    """Amplitude vs seconds; each `Segment` (start, end, word, probability) as a labelled band."""
+def waveform_figure(wave: Tensor, rate: int, marks: Sequence[tuple[float, float, str]] = ()) -> Figure:
+    """Amplitude vs seconds; each mark (start s, end s, word) as a shaded band with the word above it.
+
+    Labels that would overlap go to the next of LABEL_ROWS rows above the waveform (`label_rows`).
+    """
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     x = wave.numpy()
@@ -32,14 +37,39 @@ def waveform_figure(wave: Tensor, rate: int, segments: Sequence = ()) -> Figure:
         ax.fill_between(t[: usable.shape[0] * step : step], usable.min(1), usable.max(1), lw=0, color="C0")
     else:
         ax.plot(t, x, lw=0.6, color="C0")
-    for i, segment in enumerate(segments):
-        ax.axvspan(segment.start, segment.end, color=f"C{1 + i % 2}", alpha=0.15)
+    span = max(t[-1], 1e-3)
+    peak = max(float(np.abs(x).max()), 1e-6)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, span), title=f"waveform ({rate} Hz)")
+    ax.set_ylim(-peak * 1.05, peak * (1.05 + 0.3 * LABEL_ROWS))  # room above the waveform for the labels
+    seconds_per_inch = span / (SIZE[0] * 0.8)  # the axes take about 80% of the figure's width
+    centres = [(start + end) / 2 for start, end, _ in marks]
+    widths = [LABEL_FONT * 0.6 / 72 * (len(word) + 1) * seconds_per_inch for _, _, word in marks]
+    for i, ((start, end, word), row) in enumerate(zip(marks, label_rows(centres, widths), strict=True)):
+        ax.axvspan(start, end, color=f"C{1 + i % 2}", alpha=0.15)
         ax.text(
-            (segment.start + segment.end) / 2, 0.92, f"{segment.word} {segment.probability:.0%}",
-            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
+            centres[i], peak * (1.05 + 0.3 * (LABEL_ROWS - 1 - row) + 0.15), word, ha="center", va="center",
+            fontsize=LABEL_FONT, clip_on=True,
         )  # fmt: skip
-    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, max(t[-1], 1e-3)), title=f"waveform ({rate} Hz)")
     return fig
+
+
+def label_rows(centres: Sequence[float], widths: Sequence[float]) -> list[int]:
+    """The row (0 = top, up to LABEL_ROWS − 1) for each label centred at `centres` with `widths` (same unit), so
+    that labels in one row do not overlap: each goes to the first row where it clears the previous label; when
+    none is free, the row whose last label ends soonest."""
+    ends = [-np.inf] * LABEL_ROWS
+    rows = []
+    for centre, width in sorted(zip(centres, widths, strict=True), key=lambda pair: pair[0]):
+        left = centre - width / 2
+        free = [row for row in range(LABEL_ROWS) if ends[row] <= left]
+        row = free[0] if free else int(np.argmin(ends))
+        ends[row] = centre + width / 2
+        rows.append(row)
+    order = np.argsort(centres, kind="stable")
+    placed = [0] * len(rows)
+    for rank, index in enumerate(order):
+        placed[index] = rows[rank]
+    return placed
 
 
 def spectrogram_figure(wave: Tensor, rate: int) -> Figure:
