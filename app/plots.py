@@ -18,15 +18,12 @@ from torch import Tensor  # noqa: E402
 
 SIZE = (7.0, 2.6)
 MAX_POINTS = 20_000  # a minute at 48 kHz would be 2.9 M points: draw the min/max envelope instead
-LABEL_ROWS = 3  # rows of word labels above the waveform: words 0.3 s apart in a minute-long clip stay readable
 LABEL_FONT = 8
 
 
 def waveform_figure(wave: Tensor, rate: int, marks: Sequence[tuple[float, float, str]] = ()) -> Figure:
-    """Amplitude vs seconds; each mark (start s, end s, word) as a shaded band with the word above it.
-
-    Labels that would overlap go to the next of LABEL_ROWS rows above the waveform (`label_rows`).
-    """
+    """Amplitude vs seconds; each mark (start s, end s, word) as a shaded band with the word above the waveform,
+    crowded words on more rows (`label_rows`) so that no label covers another."""
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     x = wave.numpy()
@@ -38,38 +35,34 @@ def waveform_figure(wave: Tensor, rate: int, marks: Sequence[tuple[float, float,
     else:
         ax.plot(t, x, lw=0.6, color="C0")
     span = max(t[-1], 1e-3)
-    peak = max(float(np.abs(x).max()), 1e-6)
-    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, span), title=f"waveform ({rate} Hz)")
-    ax.set_ylim(-peak * 1.05, peak * (1.05 + 0.3 * LABEL_ROWS))  # room above the waveform for the labels
     seconds_per_inch = span / (SIZE[0] * 0.8)  # the axes take about 80% of the figure's width
     centres = [(start + end) / 2 for start, end, _ in marks]
-    widths = [LABEL_FONT * 0.6 / 72 * (len(word) + 1) * seconds_per_inch for _, _, word in marks]
-    for i, ((start, end, word), row) in enumerate(zip(marks, label_rows(centres, widths), strict=True)):
+    widths = [LABEL_FONT * 0.6 / 72 * (len(word) + 2) * seconds_per_inch for _, _, word in marks]
+    rows = label_rows(centres, widths)
+    peak, n_rows = max(float(np.abs(x).max()), 1e-6), max(rows, default=-1) + 1
+    row_height = 0.25 * peak  # rows of labels stacked above the waveform, the first row nearest to it
+    for i, (start, end, word) in enumerate(marks):
         ax.axvspan(start, end, color=f"C{1 + i % 2}", alpha=0.15)
-        ax.text(
-            centres[i], peak * (1.05 + 0.3 * (LABEL_ROWS - 1 - row) + 0.15), word, ha="center", va="center",
-            fontsize=LABEL_FONT, clip_on=True,
-        )  # fmt: skip
+        y = peak * 1.05 + (rows[i] + 0.5) * row_height
+        ax.text(centres[i], y, word, ha="center", va="center", fontsize=LABEL_FONT)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, span), title=f"waveform ({rate} Hz)")
+    ax.set_ylim(-peak * 1.05, peak * 1.05 + n_rows * row_height)
     return fig
 
 
 def label_rows(centres: Sequence[float], widths: Sequence[float]) -> list[int]:
-    """The row (0 = top, up to LABEL_ROWS − 1) for each label centred at `centres` with `widths` (same unit), so
-    that labels in one row do not overlap: each goes to the first row where it clears the previous label; when
-    none is free, the row whose last label ends soonest."""
-    ends = [-np.inf] * LABEL_ROWS
-    rows = []
-    for centre, width in sorted(zip(centres, widths, strict=True), key=lambda pair: pair[0]):
-        left = centre - width / 2
-        free = [row for row in range(LABEL_ROWS) if ends[row] <= left]
-        row = free[0] if free else int(np.argmin(ends))
-        ends[row] = centre + width / 2
-        rows.append(row)
-    order = np.argsort(centres, kind="stable")
-    placed = [0] * len(rows)
-    for rank, index in enumerate(order):
-        placed[index] = rows[rank]
-    return placed
+    """A row (0, 1, ...) for each label centred at `centres` with `widths` (one unit), such that labels in one row
+    do not overlap: in time order, each takes the first row where it clears the last label, or a new row."""
+    ends: list[float] = []
+    rows = [0] * len(centres)
+    for i in sorted(range(len(centres)), key=lambda i: centres[i]):
+        left = centres[i] - widths[i] / 2
+        free = [row for row, end in enumerate(ends) if end <= left]
+        rows[i] = free[0] if free else len(ends)
+        if not free:
+            ends.append(0.0)
+        ends[rows[i]] = centres[i] + widths[i] / 2
+    return rows
 
 
 def spectrogram_figure(wave: Tensor, rate: int) -> Figure:
