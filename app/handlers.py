@@ -77,7 +77,8 @@ def classify(
         wave, native_rate = load_audio_with_rate(audio_path)
     except AudioError as error:
         log.warning("rejected input %s: %s", audio_path, error)
-        return _problem(f"Cannot use this file: {str(error).replace(str(audio_path), name)}. {READ_HINT}")
+        reason = str(error).replace(str(audio_path), name).removeprefix(f"{name}: ")
+        return _problem(f"Cannot use {name}: {reason}. {READ_HINT}")
     short = too_short(wave.shape[0], native_rate)
     if short is not None:
         return _problem(short)
