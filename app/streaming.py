@@ -120,7 +120,7 @@ class LiveSession:
         missing = self.bundle.step_view_missing
         if self.engine == "window" or missing is not None:
             self.using = "window"
-            self.why = "chosen" if self.engine == "window" else missing
+            self.why = missing or "chosen"
         else:
             self.using, self.why = "step", "the model is causal"
             self._reset_step()

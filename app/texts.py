@@ -75,7 +75,7 @@ def live_note(bundle: LoadedModel | None) -> str:
     if bundle.causal:
         engine = "This model can also step its recurrent view sample by sample (engine: step, or auto)."
     else:
-        engine = f"This model has no recurrent step view ({bundle.step_view_missing}): it classifies windows."
+        engine = f"It classifies one-second windows: {bundle.step_view_missing}."
     return (
         "## Live mode\nPress **Record** and say a few commands, with a short pause between them. Your browser "
         "first asks for permission to use the microphone; the sound goes only to this app's server. Each word is "

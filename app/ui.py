@@ -44,8 +44,9 @@ def _callbacks(bundle: LoadedModel | None) -> tuple:
         return (*values, result.spectrogram, result.kernels, result.delta)
 
     def on_audio(audio: str | None, rate: str, compare: bool):
-        """A clip was given (uploaded, recorded or an example chosen): the answer, or what is wrong with it, at once."""
-        if not audio:  # the clip was cleared: clear the answer, with no warning
+        """A clip given (uploaded, recorded, an example chosen) or a setting changed: the answer, or what is wrong
+        with the clip, at once. No clip, or a rate setting the control already calls wrong: a blank answer."""
+        if not audio or not _valid_rate(bundle, rate):
             return None, None, "", [], None, None, gr.update(), gr.update()
         return classify(audio, rate, compare)
 
@@ -68,6 +69,14 @@ def _callbacks(bundle: LoadedModel | None) -> tuple:
     return classify, on_audio, on_rate, live
 
 
+def _valid_rate(bundle: LoadedModel | None, rate: str) -> bool:
+    try:
+        parse_rate(rate, bundle.train_rate if bundle is not None else 16000)
+    except RateError:
+        return False
+    return True
+
+
 def build_demo(bundle: LoadedModel | None, load_error: str | None = None) -> gr.Blocks:
     """The whole app for `bundle` (None: the app still starts and says why nothing can be classified)."""
     classify, on_audio, on_rate, live = _callbacks(bundle)
@@ -83,7 +92,8 @@ def build_demo(bundle: LoadedModel | None, load_error: str | None = None) -> gr.
 
         outputs = [label, label_raw, status, timeline, waveform, spectrogram, kernel_plot, delta]
         button.click(classify, [audio_in, rate, compare], outputs, api_name="classify")
-        audio_in.change(on_audio, [audio_in, rate, compare], outputs, api_name=False)
+        for control in (audio_in, rate, compare):  # the answer follows the clip and the settings
+            control.change(on_audio, [audio_in, rate, compare], outputs, api_name=False)
         compare.change(lambda show: gr.update(visible=show), [compare], [label_raw], api_name=False)
         rate.change(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
         demo.load(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
@@ -112,7 +122,7 @@ def _file_panel() -> tuple:
             )  # fmt: skip
             note = gr.Markdown(elem_id="rate_note")
             compare = gr.Checkbox(label="Also show the answer without stretching Δ", value=False, elem_id="compare")
-            button = gr.Button("Classify again", variant="primary", elem_id="classify_btn")
+            button = gr.Button("Classify", variant="primary", elem_id="classify_btn")
             example_files = sorted(str(p) for p in EXAMPLES.glob("*.wav"))
             if example_files:
                 gr.Examples(
@@ -146,7 +156,7 @@ def _live_panel(bundle: LoadedModel | None) -> tuple:
             engine = gr.Radio(
                 list(engines), value=engines[0], label="Live engine", elem_id="live_engine",
                 info="auto: the recurrent step view while it keeps up, else windows" if len(engines) > 1
-                else "this model has no recurrent step view: it classifies one-second windows",
+                else "the only engine this model can run",
             )  # fmt: skip
         with gr.Row():
             live_label = gr.Label(num_top_classes=3, label="Live prediction", elem_id="live_label")

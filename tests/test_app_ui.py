@@ -25,18 +25,23 @@ def _by_id(demo: gr.Blocks) -> dict[str, object]:
     return {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
 
 
+def _handlers(demo: gr.Blocks, elem_id: str, event: str) -> list:
+    return [f for f in demo.fns.values() if (_by_id(demo)[elem_id]._id, event) in f.targets]
+
+
 def _handler(demo: gr.Blocks, elem_id: str, event: str):
-    (fn,) = [f for f in demo.fns.values() if (_by_id(demo)[elem_id]._id, event) in f.targets]
+    (fn,) = _handlers(demo, elem_id, event)
     return fn
 
 
 def test_a_clip_is_answered_the_moment_it_is_given(bundle) -> None:
     """Uploading, recording or choosing an example changes the audio: that runs the classifier, no button needed."""
     demo = build_demo(bundle)
-    on_change = _handler(demo, "audio_in", "change")
     ids = _by_id(demo)
-    assert on_change.fn.__name__ == "on_audio" and on_change.inputs[0] is ids["audio_in"]
-    assert [o.elem_id for o in on_change.outputs[:4]] == ["label", "label_raw", "status", "timeline"]
+    for control in ("audio_in", "rate", "compare"):  # and again when a setting changes
+        (on_change,) = [f for f in _handlers(demo, control, "change") if f.fn.__name__ == "on_audio"]
+        assert on_change.inputs[0] is ids["audio_in"]
+        assert [o.elem_id for o in on_change.outputs[:4]] == ["label", "label_raw", "status", "timeline"]
     assert _handler(demo, "classify_btn", "click").api_name == "classify"
 
 
@@ -52,6 +57,8 @@ def test_a_bad_file_is_named_when_given_and_a_cleared_one_leaves_no_message(bund
     assert label is None and status == "" and rows == []
     label, _, status, *_ = on_audio(str(EXAMPLES / "yes.wav"), "16000", False)
     assert label is not None and status.startswith("Heard **")
+    label, _, status, *_ = on_audio(str(EXAMPLES / "yes.wav"), "abc", False)  # the rate control says what is wrong
+    assert label is None and status == ""
 
 
 @pytest.mark.parametrize(
