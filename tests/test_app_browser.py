@@ -11,6 +11,7 @@ screenshot, run the upload test with APP_SCREENSHOT set (README, "The demo"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -154,10 +155,8 @@ def test_record_with_the_microphone(page, tmp_path: Path) -> None:
 # gr.Dataframe draws its body as a virtual list of role=row divs, one gridcell per column.
 HEARD_ROWS = "#live_heard .virtual-row"
 CELL_TEXTS = "rows => rows.map(r => Array.from(r.querySelectorAll('[role=gridcell]'), c => c.innerText.trim()))"
-LIVE_DONE = """([rows, n]) => {
-    const status = document.querySelector('#live_status')?.innerText ?? '';
-    return document.querySelectorAll(rows).length >= n || status.includes('server is busy')
-        || status.includes('Stopped listening'); }"""
+LIVE_DONE = """([rows, n]) => document.querySelectorAll(rows).length >= n
+    || (document.querySelector('#live_status')?.innerText ?? '').includes('Stopped listening')"""
 
 
 def live_stream(app_url, tmp_path: Path) -> tuple[list[str], list[str], str]:
@@ -174,7 +173,10 @@ def live_stream(app_url, tmp_path: Path) -> tuple[list[str], list[str], str]:
         try:
             page.click("#live_in button.record-button")
             wait_for_text(page, "#live_status", "Live:")  # the first chunk was heard
-            page.wait_for_function(LIVE_DONE, arg=[HEARD_ROWS, len(expected)])
+            # Until the list is as long as the file's, or the time limit (30 s of audio) is reached; a server too
+            # slow for even that must have said why on the page (check_live).
+            with contextlib.suppress(sync_api.TimeoutError):
+                page.wait_for_function(LIVE_DONE, arg=[HEARD_ROWS, len(expected)])
             rows = page.eval_on_selector_all(HEARD_ROWS, CELL_TEXTS)
             status = page.inner_text("#live_status")
             page.screenshot(path=tmp_path / "live.png", full_page=True)
@@ -195,12 +197,10 @@ def in_order(expected: list[str], listed: list[str]) -> int:
 
 def check_live(expected: list[str], listed: list[str], status: str) -> None:
     """The list is the file's, in order (one word may go: the browser's audio path is not the file bit for bit),
-    or the page says the server cannot keep up."""
-    if "server is busy" in status:
-        return
-    assert len(expected) >= 3 and in_order(expected, listed[: len(expected) + 1]) >= len(expected) - 1, (
-        f"listed {listed}, the file gives {expected}; status: {status}"
-    )
+    or, when it is not, the page says that the server cannot keep up."""
+    assert len(expected) >= 3, expected
+    if in_order(expected, listed[: len(expected) + 1]) < len(expected) - 1:
+        assert "server is busy" in status, f"listed {listed}, the file gives {expected}; status: {status}"
 
 
 def test_live_mode_lists_a_stream_of_real_words(app_url, tmp_path: Path) -> None:
