@@ -16,7 +16,7 @@ Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and 
     stepping is slower than real time.
   When nobody speaks, the label holds the answer for the last utterance.
 The status line says which engine runs and why, and the measured real-time factor; it warns when the server falls
-behind the microphone (a busy machine), and a recording stops being heard after TIME_LIMIT_SECONDS of audio.
+behind the microphone (a busy machine). The page's recordings stop being heard after TIME_LIMIT_SECONDS of audio.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from training.inference import dt_scale_used, predict_logits
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "step", "window")
-TIME_LIMIT_SECONDS = 30.0  # audio one recording may stream: a forgotten microphone does not run for ever
+TIME_LIMIT_SECONDS = 30.0  # audio one recording on the page may stream: a forgotten microphone does not run for ever
 BEHIND_SECONDS = 3.0  # the server this far behind the microphone: the page says that words will come late
 PROBE_SECONDS = 0.05  # audio stepped to measure the step view's speed before "auto" commits to it
 LABEL_HOP_SECONDS = 0.25  # the window engine's label: one forward per this much audio, not per 0.1 s chunk
@@ -103,6 +103,7 @@ class LiveSession:
     busy: float = 0.0  # seconds spent computing
     step_rtf: float | None = None  # seconds of stepping per second of audio: measured, or given (tests, benchmarks)
     clock: Callable[[], float] = time.monotonic  # wall clock, to tell when the server falls behind the microphone
+    time_limit: float | None = None  # seconds of audio heard, after which chunks are ignored (None: no limit)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -129,8 +130,8 @@ class LiveSession:
 
     @property
     def over_time(self) -> bool:
-        """Whether this recording has streamed its TIME_LIMIT_SECONDS: later chunks are not heard."""
-        return self.heard >= TIME_LIMIT_SECONDS
+        """Whether this recording has streamed its `time_limit`: later chunks are not heard."""
+        return self.time_limit is not None and self.heard >= self.time_limit
 
     @property
     def behind(self) -> float:
@@ -233,7 +234,8 @@ class LiveSession:
         rtf = self.busy / self.heard if self.heard else 0.0
         engine = "recurrent step view" if self.using == "step" else "window engine: forward on the last second"
         text = f"Live: {engine} ({self.why}) at {self.rate} Hz, dt_scale {self.dt_scale:.3g}; "
-        text += f"{self.heard:.1f} s of {TIME_LIMIT_SECONDS:.0f} s heard, compute {rtf:.2f}x real time"
+        limit = "" if self.time_limit is None else f" of {self.time_limit:.0f} s"
+        text += f"{self.heard:.1f} s{limit} heard, compute {rtf:.2f}x real time"
         if self.step_rtf is not None and self.using == "step":
             text += f" (stepping measured at {self.step_rtf:.1f}x real time)"
         lines = [text + ".", self._hearing()]
@@ -246,7 +248,7 @@ class LiveSession:
 
     def _hearing(self) -> str:
         if self.over_time:
-            limit = f"{TIME_LIMIT_SECONDS:.0f} s"
+            limit = f"{self.time_limit:.0f} s"
             return f"⚠️ Stopped listening after {limit}, the limit per recording: press Stop, then Record again."
         if self.listener.gate.is_open:
             return "Hearing something…"
@@ -273,7 +275,8 @@ def live_step(
     try:
         wave = to_mono_float32(samples, native_rate, name="microphone chunk")
         if session is None or session.mic_rate != int(native_rate):
-            session = LiveSession(bundle, parse_rate(rate_choice, int(native_rate)), int(native_rate), engine)
+            rate = parse_rate(rate_choice, int(native_rate))
+            session = LiveSession(bundle, rate, int(native_rate), engine, time_limit=TIME_LIMIT_SECONDS)
         label = session.feed(wave)
     except (AudioError, ValueError) as error:
         log.warning("live chunk rejected: %s", error)

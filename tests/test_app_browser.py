@@ -218,3 +218,20 @@ def test_live_mode_with_both_cores_busy(app_url, tmp_path: Path) -> None:
         for spinner in spinners:
             spinner.kill()
             spinner.wait()
+
+
+@pytest.mark.slow
+def test_the_readme_screenshot_command(tmp_path: Path) -> None:
+    """README's command that refreshes docs/app.png, run with the picture sent to a temporary path instead."""
+    from PIL import Image
+    from test_readme import commands_matching
+
+    (command,) = commands_matching(r"APP_SCREENSHOT=docs/app\.png ")
+    setting, python, *args = command.split()
+    assert python == ".venv/bin/python"
+    picture = tmp_path / "app.png"
+    env = {**os.environ, setting.split("=")[0]: str(picture)}
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, *args, "-p", "no:cacheprovider"], cwd=root, env=env, capture_output=True)
+    assert result.returncode == 0 and b"1 passed" in result.stdout, result.stdout[-2000:]
+    assert Image.open(picture).size[0] == 1280  # the page, at the test's viewport width

@@ -287,6 +287,10 @@ def test_time_limit_holds_and_is_shown() -> None:
     assert session.heard == pytest.approx(streaming.TIME_LIMIT_SECONDS, abs=0.1)
     assert f"Stopped listening after {streaming.TIME_LIMIT_SECONDS:.0f} s" in status
     assert "30.0 s of 30 s heard" in status
+    unlimited = streaming.LiveSession(stub_bundle("stop"), 16000, 16000)  # a program's session (benchmarks): no limit
+    for _, chunk in _chunks(wave, 16000, seconds=1.0):
+        unlimited.feed(torch.from_numpy(chunk.astype(np.float32) / 32767))
+    assert unlimited.heard == pytest.approx(36.0) and "Stopped" not in unlimited.status()
 
 
 def test_a_server_that_falls_behind_says_so() -> None:
