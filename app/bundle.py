@@ -6,6 +6,7 @@ Nothing here imports Gradio. `app.handlers` (files) and `app.streaming` (the mic
 from __future__ import annotations
 
 import logging
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -274,18 +275,32 @@ def load_bundle(path: str | Path) -> LoadedModel:
     return LoadedModel(model, meta, path)
 
 
+class RateError(ValueError):
+    """A rate setting the model cannot use: the message names the setting, never the audio."""
+
+
 def parse_rate(choice: str | int | float | None, native_rate: int) -> int:
-    """A rate choice ("16000", "native", 8000, ...) → the rate in Hz the model will see."""
-    if choice is None or str(choice).strip().lower() in (NATIVE, ""):
+    """A rate choice ("16000", "16k", "native", 8000, ...) → the rate in Hz the model will see.
+
+    Raises RateError for text that is no number, a rate that is not a whole number of Hz (never rounded
+    silently) or one outside MIN_MODEL_RATE..MAX_MODEL_RATE.
+    """
+    hint = f"choose one from the list, or type a whole number of Hz from {MIN_MODEL_RATE} to {MAX_MODEL_RATE}"
+    native = choice is None or str(choice).strip().lower() in (NATIVE, "")
+    if native:
         rate = native_rate
     else:
         text = str(choice).strip().lower().replace("hz", "").strip()
         try:
-            rate = round(float(text[:-1]) * 1000) if text.endswith("k") else round(float(text))
+            value = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
         except ValueError as error:
-            raise ValueError(f"sampling rate {choice!r} is not a number of Hz") from error
+            raise RateError(f"The rate setting {str(choice)!r} is not a number of Hz: {hint}.") from error
+        if not math.isfinite(value) or value != round(value):
+            raise RateError(f"The rate setting {str(choice)!r} is not a whole number of Hz: {hint}.")
+        rate = round(value)
     if not MIN_MODEL_RATE <= rate <= MAX_MODEL_RATE:
-        raise ValueError(f"sampling rate {rate} Hz is outside {MIN_MODEL_RATE}..{MAX_MODEL_RATE} Hz")
+        what = "The file's own rate," if native else "The rate setting"
+        raise RateError(f"{what} {rate} Hz is outside {MIN_MODEL_RATE}..{MAX_MODEL_RATE} Hz: {hint}.")
     return rate
 
 

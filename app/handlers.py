@@ -1,17 +1,17 @@
-"""Plain-Python handlers behind the app: classify an audio file at a chosen sampling rate, scan long ones.
+"""Plain-Python handlers behind the app: classify an audio file at a chosen sampling rate, find the words in long ones.
 
 Nothing here imports Gradio: `app.ui` wires these functions to components, and the tests call them directly.
-Predictions go through `training.inference.predict_logits`, so the app says what `training.evaluate` says.
+Predictions go through `training.inference.predict_logits`, so the app says what `training.evaluate` says; the
+words of a long recording are found by live mode's word-finder (`app.live.find_words`), so a file and the
+microphone give the same list.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from matplotlib.figure import Figure
 from torch import Tensor
@@ -19,7 +19,7 @@ from torch import Tensor
 from app import plots
 from app.bundle import (
     LoadedModel,
-    display_name,
+    RateError,
     is_command,
     one_thread,
     parse_rate,
@@ -27,49 +27,16 @@ from app.bundle import (
     top,
     window_samples,
 )
+from app.inputs import NOISE_FLATNESS, SILENCE_DBFS, rms_dbfs, spectral_flatness, too_short, wav_shortfall
+from app.live import MIN_CONFIDENCE, Heard, find_words, heard_rows, window_at
 from training.audio import AudioError, load_audio_with_rate, pad_or_trim
 from training.inference import dt_scale_used, predict_logits, prepare
 
 log = logging.getLogger(__name__)
 
 MAX_SECONDS = 60.0  # longer clips: only the first minute is analysed (a 10-minute file would take minutes)
-HOP_SECONDS = 0.25  # sliding-window hop for clips longer than the model's window
-WINDOW_BATCH = 16  # windows per forward call: bounds the FFT buffers of long clips
-SILENCE_DBFS = -60.0  # RMS below this is treated as silence: no word to classify
-SPEECH_RELATIVE_RMS = 0.25  # windows this quiet relative to the loudest one hold no word
-NOISE_FLATNESS = 0.1  # even the most tonal frames of white/pink noise stay above this; speech frames fall below
-
-
-def rms_dbfs(wave: Tensor) -> float:
-    """Root-mean-square level in dB relative to full scale (−inf for digital silence)."""
-    rms = float(wave.double().pow(2).mean().sqrt())
-    return 20 * math.log10(rms) if rms > 0 else -math.inf
-
-
-def spectral_flatness(wave: Tensor, frame: int = 512) -> float:
-    """The 10th percentile over frames of the spectral flatness (geometric / arithmetic mean of the power).
-
-    Voiced speech has tonal frames (flatness ≪ 0.1); white or pink noise has none. Only frames with energy count.
-    """
-    x = wave.double().numpy()
-    if x.shape[0] < frame:
-        x = np.pad(x, (0, frame - x.shape[0]))
-    frames = np.lib.stride_tricks.sliding_window_view(x, frame)[:: frame // 2] * np.hanning(frame)
-    power = np.abs(np.fft.rfft(frames, axis=-1)) ** 2 + 1e-20
-    energy = power.mean(-1)
-    loud = energy > energy.max() * 1e-3
-    flatness = np.exp(np.log(power[loud]).mean(-1)) / power[loud].mean(-1)
-    return float(np.percentile(flatness, 10))
-
-
-@dataclass
-class Segment:
-    """A stretch of the clip where one word was heard (sliding-window scan)."""
-
-    start: float  # seconds
-    end: float
-    word: str
-    probability: float
+FRAME_SECONDS = 0.02  # a recording in which the gate finds no word is heard where its loudest 20 ms frame is
+READ_HINT = "Upload a WAV, FLAC, OGG or MP3 recording, or record one with the microphone."
 
 
 @dataclass
@@ -78,18 +45,19 @@ class Classification:
 
     label: dict[str, float] | None = None
     label_raw: dict[str, float] | None = None  # same input with dt_scale = 1 (no re-discretisation)
-    segments: list[Segment] = field(default_factory=list)
+    heard: list[Heard] = field(default_factory=list)  # the commands heard, in the order said
     status: str = ""
     notices: list[str] = field(default_factory=list)  # problems worth a pop-up warning
     waveform: Figure | None = None
     spectrogram: Figure | None = None
     kernels: Figure | None = None
+    delta: str = ""  # the Δ table (Markdown)
     rate: int | None = None
     dt_scale: float | None = None
 
     def timeline(self) -> list[list]:
-        """Rows for a table: start s, end s, word, probability."""
-        return [[round(s.start, 2), round(s.end, 2), s.word, round(s.probability, 3)] for s in self.segments]
+        """Rows for the "commands heard" table, in the order said: time (s), command, confidence."""
+        return heard_rows(self.heard)
 
 
 def classify(
@@ -98,24 +66,44 @@ def classify(
     """Classify an audio file as the model hears it at the chosen rate; never raises for bad input."""
     if bundle is None:
         return _problem("No model is loaded: start the app with `python -m app --model FILE`.")
+    try:
+        parse_rate(rate_choice, bundle.train_rate)  # the setting first: its message must not blame the audio
+    except RateError as error:
+        return _problem(str(error), pop_up=False)  # the rate control shows it already
     if not audio_path:
-        return _problem("No audio yet: upload a file or record one with the microphone, then press Classify.")
+        return _problem("No audio yet: upload a file or record one with the microphone.")
+    name = Path(audio_path).name  # the server's copy sits in a temporary folder: name the file as the user knows it
     try:
         wave, native_rate = load_audio_with_rate(audio_path)
-        rate = parse_rate(rate_choice, native_rate)
-    except (AudioError, ValueError) as error:
+    except AudioError as error:
         log.warning("rejected input %s: %s", audio_path, error)
-        # The server's copy of an upload sits in a temporary folder: name the file as the user knows it.
-        return _problem(f"Cannot use this audio: {str(error).replace(str(audio_path), Path(audio_path).name)}")
+        reason = str(error).replace(str(audio_path), name).removeprefix(f"{name}: ")
+        return _problem(f"Cannot use {name}: {reason}. {READ_HINT}")
+    short = too_short(wave.shape[0], native_rate)
+    if short is not None:
+        return _problem(short)
     try:
-        return _classify_wave(bundle, wave, native_rate, rate, compare)
+        rate = parse_rate(rate_choice, native_rate)
+    except RateError as error:  # "native" and a file at a rate the model cannot use
+        return _problem(str(error))
+    try:
+        result = _classify_wave(bundle, wave, native_rate, rate, compare)
     except Exception as error:  # a crash here would only show as a red "Error"; say what happened instead
         log.exception("classification failed for %s", audio_path)
         return _problem(f"Classification failed: {error}")
+    cut = wav_shortfall(audio_path)
+    if cut is not None:
+        notice = (
+            f"{name} is cut short: its header promises {cut[0]:.2f} s of audio but only {cut[1]:.2f} s are there "
+            "(an interrupted download or copy?). The answer is for the part that is there."
+        )
+        result.notices.insert(0, notice)
+        result.status += f"  \n⚠️ {notice}"
+    return result
 
 
-def _problem(message: str) -> Classification:
-    return Classification(status=f"⚠️ {message}", notices=[message])
+def _problem(message: str, pop_up: bool = True) -> Classification:
+    return Classification(status=f"⚠️ {message}", notices=[message] if pop_up else [])
 
 
 def _classify_wave(bundle: LoadedModel, wave: Tensor, native_rate: int, rate: int, compare: bool) -> Classification:
@@ -131,6 +119,7 @@ def _classify_wave(bundle: LoadedModel, wave: Tensor, native_rate: int, rate: in
     result.spectrogram = plots.spectrogram_figure(wave, native_rate)
     result.dt_scale = scale = dt_scale_used(bundle.meta, rate, rescale=True)  # decided here, passed down
     result.kernels = kernel_figure(bundle, rate, scale)
+    result.delta = delta_table(bundle, rate, scale, compare)
     level = rms_dbfs(wave)
     if level < SILENCE_DBFS:
         message = f"The clip is silent (level {level:.0f} dBFS): there is no word to classify."
@@ -139,42 +128,49 @@ def _classify_wave(bundle: LoadedModel, wave: Tensor, native_rate: int, rate: in
         result.waveform = plots.waveform_figure(wave, native_rate)
         return result
     model_wave = prepare(wave, native_rate, rate, "resample")
-    windows, starts = sliding_windows(model_wave, window_samples(bundle, rate), round(HOP_SECONDS * rate))
-    logits = _logits(bundle, windows, rate, scale)
-    best, speech = _speech_windows(windows, logits, bundle.classes)
-    result.label = probabilities(logits[best], bundle.classes)
+    clip, result.label, result.heard = _answer(bundle, model_wave, rate, scale)
     result.notices += _noise_notice(bundle, wave, result.label)
     if compare and bundle.kind == "s4":
-        result.label_raw = probabilities(_logits(bundle, windows[best : best + 1], rate, 1.0)[0], bundle.classes)
-    length = windows.shape[-1] / rate
-    if len(starts) > 1:
-        result.segments = merge_segments(
-            [(starts[i] / rate, starts[i] / rate + length, logits[i]) for i in speech], bundle.classes
-        )
-    result.waveform = plots.waveform_figure(wave, native_rate, result.segments)
-    result.status = _status(bundle, wave, native_rate, rate, scale, compare, result)
+        result.label_raw = probabilities(_logits(bundle, clip[None], rate, 1.0)[0], bundle.classes)
+    marks = [(h.start, h.end, h.word) for h in result.heard]
+    result.waveform = plots.waveform_figure(wave, native_rate, marks)
+    result.status = _status(bundle, wave, native_rate, rate, scale, result)
     return result
 
 
-def sliding_windows(wave: Tensor, window: int, hop: int) -> tuple[Tensor, list[int]]:
-    """(L,) → windows (W, window) and their start samples. A short clip is zero-padded to one window; the
-    last window of a long clip ends at the clip's end, so no tail goes unheard.
+def _answer(bundle: LoadedModel, wave: Tensor, rate: int, scale: float) -> tuple[Tensor, dict[str, float], list[Heard]]:
+    """Model-rate audio (L,) → (the window the headline answer is for, that answer, the commands heard in order).
+
+    A clip no longer than the model's window is classified whole, as training clips were. A longer one goes
+    through the word-finder; the headline is its most confident command (in a recording of a command amid talk
+    or noise, the command, not the most confident "not a command"), else its most confident utterance.
     """
+    window = window_samples(bundle, rate)
+
+    def label_of(clip: Tensor) -> dict[str, float]:
+        return probabilities(_logits(bundle, clip[None], rate, scale)[0], bundle.classes)
+
     if wave.shape[0] <= window:
-        return pad_or_trim(wave, window)[None], [0]
-    starts = list(range(0, wave.shape[0] - window + 1, max(1, hop)))
-    if starts[-1] + window < wave.shape[0]:
-        starts.append(wave.shape[0] - window)
-    return torch.stack([wave[s : s + window] for s in starts]), starts
+        clip = pad_or_trim(wave, window)
+        label = label_of(clip)
+        word, p = top(label)
+        listed = is_command(word) and p >= MIN_CONFIDENCE
+        return clip, label, [Heard(0.0, wave.shape[0] / rate, word, p)] if listed else []
+    listener = find_words(wave, rate, window, label_of, check_noise=not bundle.rejects)
+    if not listener.labelled:  # the gate found no word (one sound throughout): hear the loudest moment
+        frame = round(FRAME_SECONDS * rate)
+        energy = wave[: wave.shape[0] // frame * frame].view(-1, frame).pow(2).sum(-1)
+        clip = window_at(wave, int(energy.argmax()) * frame + frame // 2 - window // 2, window)
+        return clip, label_of(clip), []
+    commands = [(u, label) for u, label in listener.labelled if is_command(top(label)[0])]
+    utterance, label = max(commands or listener.labelled, key=lambda pair: top(pair[1])[1])
+    return window_at(wave, utterance.centre - window // 2, window), label, listener.heard[::-1]
 
 
 def _logits(bundle: LoadedModel, windows: Tensor, rate: int, dt_scale: float) -> Tensor:
     with torch.inference_mode(), one_thread():
-        parts = [
-            predict_logits(bundle.model, bundle.meta, windows[i : i + WINDOW_BATCH], rate, dt_scale=dt_scale)
-            for i in range(0, windows.shape[0], WINDOW_BATCH)
-        ]
-    return torch.cat(parts).float()
+        logits = predict_logits(bundle.model, bundle.meta, windows, rate, dt_scale=dt_scale)
+    return logits.float()
 
 
 def _noise_notice(bundle: LoadedModel, wave: Tensor, label: dict[str, float]) -> list[str]:
@@ -191,43 +187,6 @@ def _noise_notice(bundle: LoadedModel, wave: Tensor, label: dict[str, float]) ->
         "This sounds like noise rather than speech (a flat spectrum throughout): "
         "the model still picks one of its words, but the answer means little."
     ]
-
-
-def _speech_windows(windows: Tensor, logits: Tensor, classes: list[str]) -> tuple[int, list[int]]:
-    """The windows loud enough to hold a word, and among them the most confident one (the headline answer).
-
-    Windows that hear a command come first: in a long recording of one command amid talk or noise, the
-    headline is the command, not the most confident "not a command".
-    """
-    rms = windows.pow(2).mean(-1).sqrt()
-    speech = [i for i in range(len(rms)) if rms[i] >= SPEECH_RELATIVE_RMS * rms.max()]
-    confidence, winner = torch.softmax(logits, -1).max(-1)
-    commands = [i for i in speech if is_command(classes[int(winner[i])])]
-    best = max(commands or speech, key=lambda i: float(confidence[i]))
-    return best, speech
-
-
-def merge_segments(scored: list[tuple[float, float, Tensor]], classes: list[str]) -> list[Segment]:
-    """Per-window (start, end, logits) → segments of commands, consecutive windows with the same top word merged.
-
-    Windows whose winner is silence or "not a command" mark nothing and end the segment before them: the
-    timeline shows only where commands were heard.
-    """
-    segments: list[Segment] = []
-    open_segment = False
-    for start, end, logits in scored:
-        probs = torch.softmax(logits, -1)
-        p, word = float(probs.max()), display_name(classes[int(probs.argmax())])
-        if not is_command(word):
-            open_segment = False
-            continue
-        last = segments[-1] if segments else None
-        if open_segment and last.word == word and start <= last.end:
-            last.end, last.probability = end, max(last.probability, p)
-        else:
-            segments.append(Segment(start, end, word, p))
-            open_segment = True
-    return segments
 
 
 def delta_table(bundle: LoadedModel, rate: int, dt_scale: float, compare: bool) -> str:
@@ -254,22 +213,33 @@ def delta_table(bundle: LoadedModel, rate: int, dt_scale: float, compare: bool) 
 
 
 def _status(
-    bundle: LoadedModel, wave: Tensor, native_rate: int, rate: int, scale: float, compare: bool, result: Classification
+    bundle: LoadedModel, wave: Tensor, native_rate: int, rate: int, scale: float, result: Classification
 ) -> str:
+    """Markdown in plain words: what was heard, then how the model heard it (rate and Δ), then any warnings."""
     seconds = wave.shape[0] / native_rate
-    source = f"resampled from the file's {native_rate} Hz" if native_rate != rate else "the file's own rate"
-    word = top(result.label)[0]
-    verdict = f"Heard **{word}**" + ("" if is_command(word) else " (no command)")
-    step = (
-        f"**dt_scale = {bundle.train_rate}/{rate} = {scale:.3g}**" if bundle.kind == "s4" else "no Δ to rescale (CNN)"
-    )
-    lines = [f"{verdict} · {seconds:.2f} s of audio · the model sees **{rate} Hz** ({source}) with {step}."]
-    if result.label_raw is not None:
-        lines.append(f"Without re-discretising (dt_scale = 1) it hears **{top(result.label_raw)[0]}**.")
+    word, p = top(result.label)
+    verdict = f"Heard **{word}** ({p:.0%})" + ("" if is_command(word) else ": no command")
     if seconds > window_samples(bundle, rate) / rate:
-        lines.append(f"Scanned with a {window_samples(bundle, rate) / rate:.0f} s window every {HOP_SECONDS} s.")
+        said = ", ".join(h.word for h in result.heard) or "none"
+        verdict += f". Commands found in the recording, in order: {said} (table below)"
+    source = f"resampled from the file's {native_rate} Hz" if native_rate != rate else "the file's own rate"
+    lines = [verdict + ".", f"{seconds:.2f} s of audio, heard at **{rate} Hz** ({source}) {step_words(bundle, rate)}."]
+    if result.label_raw is not None:
+        lines.append(f"Without stretching Δ (dt_scale = 1) it hears **{top(result.label_raw)[0]}**.")
     lines += [f"⚠️ {notice}" for notice in result.notices]
-    return "  \n".join(lines) + "\n\n" + delta_table(bundle, rate, scale, compare)
+    return "  \n".join(lines)
+
+
+def step_words(bundle: LoadedModel, rate: int) -> str:
+    """How the model's time step Δ follows `rate`, in words: "with Δ stretched ×2 (dt_scale = 16000/8000 = 2)"."""
+    if bundle.kind != "s4":
+        return "as is: no Δ to rescale (CNN)"
+    scale = dt_scale_used(bundle.meta, rate, rescale=True)
+    formula = f"dt_scale = {bundle.train_rate}/{rate} = {scale:.3g}"
+    if scale == 1:
+        return f"with Δ as trained ({formula})"
+    change = f"stretched ×{scale:.3g}" if scale > 1 else f"shrunk to ×{scale:.3g}"
+    return f"with its time step Δ {change} ({formula})"
 
 
 def kernel_figure(bundle: LoadedModel, rate: int, scale: float, channels: int = 4) -> Figure | None:

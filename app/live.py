@@ -1,11 +1,13 @@
-"""The commands heard in live mode: a voice-activity gate cuts the stream into utterances, each utterance is
-classified once, and the commands among them enter a list, newest first.
+"""The word-finder, for the microphone and for files: a voice-activity gate cuts the audio into utterances, each
+utterance is classified once, and the commands among them enter a list (live mode shows it newest first).
 
 Why once per utterance, with a window centred on it: the model learned one-second clips that hold one word and
 start from a zero state. The recurrent state of the step view carries one word into the next, and a window
 that slides by chunks cuts the word at a different place each time it is said; both gave a repeated word
 different answers. A one-second window centred on the utterance's energy is the same window wherever the
 word falls in the stream, so the same word gets the same answer. It costs one forward pass per utterance.
+A file goes through the same `Listener` in one push (`find_words`): the gate decides per 20 ms frame whatever the
+push size, so a file gets the list live mode would give it.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from torch import Tensor
 
 from app.bundle import is_command, top
-from app.handlers import NOISE_FLATNESS, spectral_flatness
+from app.inputs import NOISE_FLATNESS, spectral_flatness
 
 FRAME_SECONDS = 0.02  # the gate decides per 20 ms frame, the usual VAD frame: short enough for word edges
 FLOOR_SECONDS = 2.0  # noise floor = the quietest frame of the last 2 s: a command is shorter, a pause is not
@@ -44,9 +46,11 @@ class Utterance:
 
 @dataclass
 class Heard:
-    """One entry of the list: when the utterance began (s since recording started), the word, its probability."""
+    """One entry of the list: when the utterance began and ended (s since the stream began), the word, its
+    probability."""
 
-    time: float
+    start: float
+    end: float
     word: str
     confidence: float
 
@@ -152,7 +156,7 @@ class Listener:
         self.recent_start = 0  # absolute index of recent[0]
         self.waiting: list[Utterance] = []
         self.heard: list[Heard] = []  # newest first
-        self.last: tuple[Utterance, dict[str, float]] | None = None  # the latest utterance classified
+        self.labelled: list[tuple[Utterance, dict[str, float]]] = []  # every utterance classified, in order
         self.closed = 0  # utterances closed so far (the step engine resets its state on each)
 
     def push(self, samples: Tensor) -> list[Heard]:
@@ -176,9 +180,14 @@ class Listener:
         self.waiting += closed
         return self._take(list(self.waiting))
 
+    @property
+    def last(self) -> tuple[Utterance, dict[str, float]] | None:
+        """The latest utterance classified, with its label."""
+        return self.labelled[-1] if self.labelled else None
+
     def rows(self) -> list[list]:
         """The list for a table: time (s), command, confidence; newest first."""
-        return [[round(h.time, 1), h.word, f"{h.confidence:.0%}"] for h in self.heard]
+        return heard_rows(self.heard)
 
     def _first(self, utterance: Utterance) -> int:
         return utterance.centre - self.window // 2
@@ -189,19 +198,38 @@ class Listener:
             self.waiting.remove(utterance)
             clip = self._clip(self._first(utterance))
             label = self.classify(clip)
-            self.last = (utterance, label)
+            self.labelled.append((utterance, label))
             word, confidence = top(label)
             if not is_command(word) or confidence < self.min_confidence:
                 continue
             if self.check_noise and spectral_flatness(clip) > NOISE_FLATNESS:
                 continue
-            added.append(Heard(utterance.start / self.rate, word, confidence))
+            added.append(Heard(utterance.start / self.rate, utterance.end / self.rate, word, confidence))
         self.heard = (added[::-1] + self.heard)[:MAX_ENTRIES]
         return added
 
     def _clip(self, first: int) -> Tensor:
-        """The window [first, first + W) from the recent audio; zeros before the stream began or after its end."""
-        lo = first - self.recent_start
-        part = self.recent[max(0, lo) : max(0, lo + self.window)]
-        left = min(self.window, max(0, -lo))
-        return torch.cat([torch.zeros(left), part, torch.zeros(self.window - left - part.shape[0])])
+        return window_at(self.recent, first - self.recent_start, self.window)
+
+
+def window_at(wave: Tensor, first: int, window: int) -> Tensor:
+    """The window [first, first + window) of `wave` (L,); zeros where it reaches before the start or past the end."""
+    part = wave[max(0, first) : max(0, first + window)]
+    left = min(window, max(0, -first))
+    return torch.cat([torch.zeros(left), part, torch.zeros(window - left - part.shape[0])])
+
+
+def heard_rows(heard: list[Heard]) -> list[list]:
+    """Entries → rows of the "commands heard" table: time (s), command, confidence. One format for files and live."""
+    return [[round(h.start, 1), h.word, f"{h.confidence:.0%}"] for h in heard]
+
+
+def find_words(
+    wave: Tensor, rate: int, window: int, classify: Callable[[Tensor], dict[str, float]], check_noise: bool
+) -> Listener:
+    """A whole recording (L,) at the model's rate through live mode's word-finder → the listener, finished: its
+    `heard` (newest first) and `labelled` (every utterance with its label, in order)."""
+    listener = Listener(rate, window, classify, check_noise)
+    listener.push(wave)
+    listener.finish()
+    return listener

@@ -18,10 +18,12 @@ from torch import Tensor  # noqa: E402
 
 SIZE = (7.0, 2.6)
 MAX_POINTS = 20_000  # a minute at 48 kHz would be 2.9 M points: draw the min/max envelope instead
+LABEL_FONT = 8
 
 
-def waveform_figure(wave: Tensor, rate: int, segments: Sequence = ()) -> Figure:
-    """Amplitude vs seconds; each `Segment` (start, end, word, probability) as a labelled band."""
+def waveform_figure(wave: Tensor, rate: int, marks: Sequence[tuple[float, float, str]] = ()) -> Figure:
+    """Amplitude vs seconds; each mark (start s, end s, word) as a shaded band with the word above the waveform,
+    crowded words on more rows (`label_rows`) so that no label covers another."""
     fig = Figure(figsize=SIZE, layout="constrained")
     ax = fig.add_subplot()
     x = wave.numpy()
@@ -32,14 +34,35 @@ def waveform_figure(wave: Tensor, rate: int, segments: Sequence = ()) -> Figure:
         ax.fill_between(t[: usable.shape[0] * step : step], usable.min(1), usable.max(1), lw=0, color="C0")
     else:
         ax.plot(t, x, lw=0.6, color="C0")
-    for i, segment in enumerate(segments):
-        ax.axvspan(segment.start, segment.end, color=f"C{1 + i % 2}", alpha=0.15)
-        ax.text(
-            (segment.start + segment.end) / 2, 0.92, f"{segment.word} {segment.probability:.0%}",
-            transform=ax.get_xaxis_transform(), ha="center", va="top", fontsize=8,
-        )  # fmt: skip
-    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, max(t[-1], 1e-3)), title=f"waveform ({rate} Hz)")
+    span = max(t[-1], 1e-3)
+    seconds_per_inch = span / (SIZE[0] * 0.8)  # the axes take about 80% of the figure's width
+    centres = [(start + end) / 2 for start, end, _ in marks]
+    widths = [LABEL_FONT * 0.6 / 72 * (len(word) + 2) * seconds_per_inch for _, _, word in marks]
+    rows = label_rows(centres, widths)
+    peak, n_rows = max(float(np.abs(x).max()), 1e-6), max(rows, default=-1) + 1
+    row_height = 0.25 * peak  # rows of labels stacked above the waveform, the first row nearest to it
+    for i, (start, end, word) in enumerate(marks):
+        ax.axvspan(start, end, color=f"C{1 + i % 2}", alpha=0.15)
+        y = peak * 1.05 + (rows[i] + 0.5) * row_height
+        ax.text(centres[i], y, word, ha="center", va="center", fontsize=LABEL_FONT)
+    ax.set(xlabel="time (s)", ylabel="amplitude", xlim=(0, span), title=f"waveform ({rate} Hz)")
+    ax.set_ylim(-peak * 1.05, peak * 1.05 + n_rows * row_height)
     return fig
+
+
+def label_rows(centres: Sequence[float], widths: Sequence[float]) -> list[int]:
+    """A row (0, 1, ...) for each label centred at `centres` with `widths` (one unit), such that labels in one row
+    do not overlap: in time order, each takes the first row where it clears the last label, or a new row."""
+    ends: list[float] = []
+    rows = [0] * len(centres)
+    for i in sorted(range(len(centres)), key=lambda i: centres[i]):
+        left = centres[i] - widths[i] / 2
+        free = [row for row, end in enumerate(ends) if end <= left]
+        rows[i] = free[0] if free else len(ends)
+        if not free:
+            ends.append(0.0)
+        ends[rows[i]] = centres[i] + widths[i] / 2
+    return rows
 
 
 def spectrogram_figure(wave: Tensor, rate: int) -> Figure:

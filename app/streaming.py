@@ -15,7 +15,8 @@ Each chunk is resampled to the model's rate (seamlessly: `StreamResampler`) and 
     the only engine for a model without a step view (bidirectional S4, CNN), and the "auto" fallback when
     stepping is slower than real time.
   When nobody speaks, the label holds the answer for the last utterance.
-The status line says which engine runs and why, and the measured real-time factor.
+The status line says which engine runs and why, and the measured real-time factor; it warns when the server falls
+behind the microphone (a busy machine). The page's recordings stop being heard after TIME_LIMIT_SECONDS of audio.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import math
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,6 +40,8 @@ from training.inference import dt_scale_used, predict_logits
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "step", "window")
+TIME_LIMIT_SECONDS = 30.0  # audio one recording on the page may stream: a forgotten microphone does not run for ever
+BEHIND_SECONDS = 3.0  # the server this far behind the microphone: the page says that words will come late
 PROBE_SECONDS = 0.05  # audio stepped to measure the step view's speed before "auto" commits to it
 LABEL_HOP_SECONDS = 0.25  # the window engine's label: one forward per this much audio, not per 0.1 s chunk
 
@@ -78,6 +82,11 @@ class StreamResampler:
         return out
 
 
+def available_engines(bundle: LoadedModel | None) -> tuple[str, ...]:
+    """The engines live mode can run for `bundle`: all of ENGINES with a recurrent step view, else the window one."""
+    return ENGINES if bundle is not None and bundle.causal else ("window",)
+
+
 @dataclass
 class LiveSession:
     """Per-listener streaming state (kept in a gr.State between chunks)."""
@@ -92,7 +101,9 @@ class LiveSession:
     label: dict[str, float] | None = field(init=False, default=None)  # what the live label shows
     heard: float = 0.0  # seconds of audio received
     busy: float = 0.0  # seconds spent computing
-    step_rtf: float | None = None  # measured seconds of stepping per second of audio
+    step_rtf: float | None = None  # seconds of stepping per second of audio: measured, or given (tests, benchmarks)
+    clock: Callable[[], float] = time.monotonic  # wall clock, to tell when the server falls behind the microphone
+    time_limit: float | None = None  # seconds of audio heard, after which chunks are ignored (None: no limit)
 
     def __post_init__(self) -> None:
         if self.engine not in ENGINES:
@@ -106,17 +117,42 @@ class LiveSession:
         )
         self.lock = threading.Lock()  # the stream and the stop event may call in on two threads
         self.since_label = math.inf  # samples since the window engine's last label
+        self.first_chunk_at: float | None = None
         missing = self.bundle.step_view_missing
         if self.engine == "window" or missing is not None:
             self.using = "window"
-            self.why = "chosen" if self.engine == "window" else missing
+            self.why = missing or "chosen"
         else:
             self.using, self.why = "step", "the model is causal"
             self._reset_step()
+            if self.step_rtf is not None:
+                self._choose_engine()
+
+    @property
+    def over_time(self) -> bool:
+        """Whether this recording has streamed its `time_limit`: later chunks are not heard."""
+        return self.time_limit is not None and self.heard >= self.time_limit
+
+    @property
+    def behind(self) -> float:
+        """Seconds the server is behind the microphone: wall time since the first chunk minus the audio heard.
+        (One chunk's worth is normal: it is processed when it has arrived.)"""
+        return 0.0 if self.first_chunk_at is None else self.clock() - self.first_chunk_at - self.heard
+
+    def _choose_engine(self) -> None:
+        """ "auto" with the step view's speed known: stepping slower than real time falls back to windows."""
+        if self.engine == "auto" and self.step_rtf > 1:
+            log.info("step view runs at %.1fx real time: live mode falls back to windowed forward", self.step_rtf)
+            self.using = "window"
+            self.why = f"fallback: stepping measured at {self.step_rtf:.1f}x real time"
 
     def feed(self, mic_chunk: torch.Tensor) -> dict[str, float] | None:
         """A microphone chunk (k,) → what the live label shows now (None before anyone has spoken)."""
         with self.lock:
+            if self.over_time:
+                return self.label
+            if self.first_chunk_at is None:
+                self.first_chunk_at = self.clock() - mic_chunk.shape[0] / self.mic_rate  # it took that long to record
             start = time.perf_counter()
             chunk = self.resampler.push(mic_chunk)
             self.audio = torch.cat([self.audio, chunk])[-self.window :]
@@ -176,10 +212,8 @@ class LiveSession:
         self._step(chunk[:probe])
         if self.step_rtf is None and probe:
             self.step_rtf = (time.perf_counter() - start) / (probe / self.rate)
-            if self.engine == "auto" and self.step_rtf > 1:
-                log.info("step view runs at %.1fx real time: live mode falls back to windowed forward", self.step_rtf)
-                self.using = "window"
-                self.why = f"fallback: stepping measured at {self.step_rtf:.1f}x real time"
+            self._choose_engine()
+            if self.using == "window":
                 return
         self._step(chunk[probe:])
 
@@ -200,12 +234,22 @@ class LiveSession:
         rtf = self.busy / self.heard if self.heard else 0.0
         engine = "recurrent step view" if self.using == "step" else "window engine: forward on the last second"
         text = f"Live: {engine} ({self.why}) at {self.rate} Hz, dt_scale {self.dt_scale:.3g}; "
-        text += f"{self.heard:.1f} s heard, compute {rtf:.2f}x real time"
+        limit = "" if self.time_limit is None else f" of {self.time_limit:.0f} s"
+        text += f"{self.heard:.1f} s{limit} heard, compute {rtf:.2f}x real time"
         if self.step_rtf is not None and self.using == "step":
             text += f" (stepping measured at {self.step_rtf:.1f}x real time)"
-        return text + ".  \n" + self._hearing()
+        lines = [text + ".", self._hearing()]
+        if rtf > 1 or self.behind > BEHIND_SECONDS:
+            lines.append(
+                f"⚠️ The server is busy and {max(self.behind, 0):.0f} s behind the microphone "
+                f"(compute {rtf:.1f}x real time): words are listed late, or missed if it cannot catch up."
+            )
+        return "  \n".join(lines)
 
     def _hearing(self) -> str:
+        if self.over_time:
+            limit = f"{self.time_limit:.0f} s"
+            return f"⚠️ Stopped listening after {limit}, the limit per recording: press Stop, then Record again."
         if self.listener.gate.is_open:
             return "Hearing something…"
         if self.listener.last is None:
@@ -231,7 +275,8 @@ def live_step(
     try:
         wave = to_mono_float32(samples, native_rate, name="microphone chunk")
         if session is None or session.mic_rate != int(native_rate):
-            session = LiveSession(bundle, parse_rate(rate_choice, int(native_rate)), int(native_rate), engine)
+            rate = parse_rate(rate_choice, int(native_rate))
+            session = LiveSession(bundle, rate, int(native_rate), engine, time_limit=TIME_LIMIT_SECONDS)
         label = session.feed(wave)
     except (AudioError, ValueError) as error:
         log.warning("live chunk rejected: %s", error)

@@ -1,4 +1,8 @@
-"""The Gradio Blocks app: one builder, thin wrappers that turn handler results into component values."""
+"""The Gradio Blocks app: one builder, thin wrappers that turn handler results into component values.
+
+The page puts the answer first (a clip in, the word out, the rate the model hears), then live mode, and the
+science one click away in collapsible parts, each figure with a caption that says what to look for.
+"""
 
 from __future__ import annotations
 
@@ -11,22 +15,17 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # before gradio is i
 import gradio as gr  # noqa: E402
 
 from app import handlers  # noqa: E402
-from app.bundle import RATE_CHOICES, LoadedModel, parse_rate  # noqa: E402
+from app.bundle import RATE_CHOICES, LoadedModel, RateError, parse_rate  # noqa: E402
 from app.handlers import Classification  # noqa: E402
-from app.streaming import ENGINES, live_finish, live_step  # noqa: E402
+from app.streaming import TIME_LIMIT_SECONDS, available_engines, live_finish, live_step  # noqa: E402
+from app.texts import DELTA_TEXT, KERNEL_CAPTION, SWEEP_CAPTION, intro, live_note, rate_note  # noqa: E402
 from training.inference import dt_scale_used  # noqa: E402
 
 log = logging.getLogger(__name__)
 
 EXAMPLES = Path(__file__).parent / "examples"
 STREAM_EVERY = 0.5  # seconds of microphone audio per live call
-LIVE_TIME_LIMIT = 30  # seconds a live session may stream
-INTRO = """# S4 speech commands
-Say one of **yes no up down left right on off stop go**. The model reads the raw waveform with an S4
-state-space model, and classifies audio at another sampling rate without retraining by scaling its step size
-Δ (dt_scale = training rate / input rate)."""
-REJECTS = "Anything else is answered with **not a command**, and quiet or noise with **silence**."
-HEARD_HEADERS = ["time (s)", "command", "confidence"]
+HEARD_HEADERS = ["time (s)", "command", "confidence"]  # one table format for files and live mode
 
 
 def _warn(result: Classification) -> None:
@@ -35,143 +34,130 @@ def _warn(result: Classification) -> None:
 
 
 def _callbacks(bundle: LoadedModel | None) -> tuple:
-    """The event handlers for `bundle`: (classify, kernels, live). Their parameter names are the API's."""
+    """The event handlers for `bundle`: (classify, on_audio, on_rate, live). Their parameter names are the API's."""
 
     def classify(audio: str | None, rate: str, compare: bool):
         """Classify an uploaded or recorded clip at the chosen rate; also at dt_scale = 1 when `compare`."""
         result = handlers.classify(bundle, audio, rate, compare)
         _warn(result)
-        return (
-            result.label,
-            result.label_raw,
-            result.status,
-            result.timeline(),
-            result.waveform,
-            result.spectrogram,
-            result.kernels,
-        )
+        values = (result.label, result.label_raw, result.status, result.timeline(), result.waveform)
+        return (*values, result.spectrogram, result.kernels, result.delta)
 
-    def kernels(rate: str):
-        """Redraw the kernel panel for a new rate choice (before any clip is classified)."""
-        if bundle is None or not bundle.rescaled_ssms:
-            return None
+    def on_audio(audio: str | None, rate: str, compare: bool):
+        """A clip given (uploaded, recorded, an example chosen) or a setting changed: the answer, or what is wrong
+        with the clip, at once. No clip, or a rate setting the control already calls wrong: a blank answer."""
+        if not audio or not _valid_rate(bundle, rate):
+            return None, None, "", [], None, None, gr.update(), gr.update()
+        return classify(audio, rate, compare)
+
+    def on_rate(rate: str):
+        """The rate setting changed: the sentence under it (or what is wrong with it), the kernels and Δ table."""
+        if bundle is None:
+            return rate_note(None, rate), None, ""
         try:
             model_rate = parse_rate(rate, bundle.train_rate)
-            return handlers.kernel_figure(bundle, model_rate, dt_scale_used(bundle.meta, model_rate, rescale=True))
-        except ValueError as error:
-            gr.Warning(str(error))
-            return None
+        except RateError as error:
+            return f"⚠️ {error}", None, ""
+        scale = dt_scale_used(bundle.meta, model_rate, rescale=True)
+        kernels = handlers.kernel_figure(bundle, model_rate, scale)
+        return rate_note(bundle, rate), kernels, handlers.delta_table(bundle, model_rate, scale, compare=False)
 
     def live(chunk, session, rate: str, engine: str):
         """One streamed microphone chunk → live label, status, commands heard."""
         return live_step(bundle, chunk, session, rate, engine)
 
-    return classify, kernels, live
+    return classify, on_audio, on_rate, live
+
+
+def _valid_rate(bundle: LoadedModel | None, rate: str) -> bool:
+    try:
+        parse_rate(rate, bundle.train_rate if bundle is not None else 16000)
+    except RateError:
+        return False
+    return True
 
 
 def build_demo(bundle: LoadedModel | None, load_error: str | None = None) -> gr.Blocks:
     """The whole app for `bundle` (None: the app still starts and says why nothing can be classified)."""
-    classify, kernels, live = _callbacks(bundle)
+    classify, on_audio, on_rate, live = _callbacks(bundle)
     with gr.Blocks(title="S4 speech commands", analytics_enabled=False) as demo:
-        gr.Markdown(INTRO + (" " + REJECTS if bundle is not None and bundle.rejects else ""))
-        if bundle is not None:
-            _model_card(bundle)
-        else:
+        gr.Markdown(intro(bundle))
+        if bundle is None:
             gr.Markdown(f"⚠️ **No model loaded.** {load_error or ''}", elem_id="model_info")
-        audio_in, rate, compare, button, label, label_raw, status, timeline = _file_panel()
-        with gr.Row():
-            waveform = gr.Plot(label="Waveform", elem_id="waveform")
-            spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
-        kernel_plot = gr.Plot(label="Learned SSM kernels at the chosen rate", elem_id="kernels")
+        file_panel = _file_panel()
+        audio_in, rate, note, compare, button, label, label_raw, status, timeline, waveform, spectrogram = file_panel
         live_label, live_status, live_heard, mic, engine = _live_panel(bundle)
+        kernel_plot, delta = _science(bundle)
         session = gr.State(None)
 
-        outputs = [label, label_raw, status, timeline, waveform, spectrogram, kernel_plot]
+        outputs = [label, label_raw, status, timeline, waveform, spectrogram, kernel_plot, delta]
         button.click(classify, [audio_in, rate, compare], outputs, api_name="classify")
+        for control in (audio_in, rate, compare):  # the answer follows the clip and the settings
+            control.change(on_audio, [audio_in, rate, compare], outputs, api_name=False)
         compare.change(lambda show: gr.update(visible=show), [compare], [label_raw], api_name=False)
-        rate.change(kernels, [rate], [kernel_plot], api_name=False)
-        demo.load(kernels, [rate], [kernel_plot], api_name=False)
+        rate.change(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
+        demo.load(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
         live_outputs = [live_label, live_status, live_heard, session]
         mic.start_recording(lambda: (None, "", [], None), None, live_outputs, api_name=False)
         mic.stream(
             live, [mic, session, rate, engine], live_outputs,
-            stream_every=STREAM_EVERY, time_limit=LIVE_TIME_LIMIT, api_name=False,
-        )  # fmt: skip
+            stream_every=STREAM_EVERY, time_limit=TIME_LIMIT_SECONDS + 5, api_name=False,
+        )  # fmt: skip  # the session stops hearing at TIME_LIMIT_SECONDS and says so; Gradio ends the stream later
         mic.stop_recording(live_finish, [session], live_outputs, api_name=False)
     return demo
 
 
-def _model_card(bundle: LoadedModel) -> None:
-    """The model card table, with the model's accuracy-vs-sampling-rate figure beside it when one sits next to
-    the model file (`LoadedModel.rate_sweep_png`)."""
-    sweep = bundle.rate_sweep_png
-    if sweep is None:
-        gr.Markdown(bundle.describe(), elem_id="model_info")
-        return
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3):
-            gr.Markdown(bundle.describe(), elem_id="model_info")
-        with gr.Column(scale=2):
-            gr.Image(
-                str(sweep), label="Accuracy vs input sampling rate", interactive=False,
-                elem_id="rate_sweep",
-            )  # fmt: skip
-
-
 def _file_panel() -> tuple:
-    """Upload / record a clip and its results: (audio, rate, compare, button, label, label_raw, status, timeline)."""
+    """Give a clip, see the answer: (audio, rate, rate note, compare, button, label, label_raw, status, commands
+    heard, waveform, spectrogram)."""
     with gr.Row():
         with gr.Column(scale=1):
             audio_in = gr.Audio(
-                sources=["upload", "microphone"], type="filepath", label="Audio (any rate, any length)",
+                sources=["upload", "microphone"], type="filepath", label="1. Record or upload a clip (any rate)",
                 elem_id="audio_in",
             )  # fmt: skip
             rate = gr.Dropdown(
-                RATE_CHOICES, value="16000", label="Rate the model sees", allow_custom_value=True,
-                info="The clip is resampled to this rate and dt_scale = training rate / rate.", elem_id="rate",
+                RATE_CHOICES, value="16000", label="2. The rate the model hears", allow_custom_value=True,
+                elem_id="rate",
             )  # fmt: skip
-            compare = gr.Checkbox(
-                label="Also run without re-discretising (dt_scale = 1)", value=False, elem_id="compare"
-            )
+            note = gr.Markdown(elem_id="rate_note")
+            compare = gr.Checkbox(label="Also show the answer without stretching Δ", value=False, elem_id="compare")
             button = gr.Button("Classify", variant="primary", elem_id="classify_btn")
             example_files = sorted(str(p) for p in EXAMPLES.glob("*.wav"))
             if example_files:
                 gr.Examples(
                     [[f, "8000" if "8k" in Path(f).stem else "16000"] for f in example_files],
-                    [audio_in, rate], label="Generated example clips (SYNTHETIC speech)", examples_per_page=11,
+                    [audio_in, rate], label="Example clips (generated voices)", examples_per_page=11,
                 )  # fmt: skip
         with gr.Column(scale=1):
-            label = gr.Label(num_top_classes=5, label="Prediction (re-discretised)", elem_id="label")
-            label_raw = gr.Label(
-                num_top_classes=3, label="Prediction with dt_scale = 1", visible=False, elem_id="label_raw"
-            )
+            label = gr.Label(num_top_classes=3, label="What the model heard", elem_id="label")
+            label_raw = gr.Label(num_top_classes=3, label="With Δ unchanged", visible=False, elem_id="label_raw")
             status = gr.Markdown(elem_id="status")
             timeline = gr.Dataframe(
-                headers=["start (s)", "end (s)", "command", "probability"], label="Commands heard (long clips)",
-                interactive=False, elem_id="timeline",
+                headers=HEARD_HEADERS, value=[], label="Commands heard (in order)", interactive=False,
+                elem_id="timeline",
             )  # fmt: skip
-    return audio_in, rate, compare, button, label, label_raw, status, timeline
+    with gr.Row():
+        waveform = gr.Plot(label="Waveform, with the commands heard", elem_id="waveform")
+        spectrogram = gr.Plot(label="Spectrogram", elem_id="spectrogram")
+    return audio_in, rate, note, compare, button, label, label_raw, status, timeline, waveform, spectrogram
 
 
 def _live_panel(bundle: LoadedModel | None) -> tuple:
     """The live-mode components: (label, status, commands heard, microphone, engine choice)."""
     with gr.Group():
-        if bundle is None:
-            note = "⚠️ No model is loaded."
-        elif bundle.causal:
-            note = "Record and speak: the causal model listens sample by sample (or by windows: pick the engine)."
-        else:
-            note = f"Record and speak: {bundle.step_view_missing}, so the last second is classified as a whole."
-        gr.Markdown(
-            f"## Live mode\n{note} Each word you say is classified once, centred in a one-second window; "
-            "the commands heard are listed, newest first."
-        )
+        gr.Markdown(live_note(bundle), elem_id="live_note")
         with gr.Row():
             mic = gr.Audio(
                 sources=["microphone"], streaming=True, label="Microphone (live)", elem_id="live_in",
                 interactive=bundle is not None,
             )  # fmt: skip
-            engine = gr.Radio(list(ENGINES), value="auto", label="Live engine", elem_id="live_engine")
+            engines = available_engines(bundle)
+            engine = gr.Radio(
+                list(engines), value=engines[0], label="Live engine", elem_id="live_engine",
+                info="auto: the recurrent step view while it keeps up, else windows" if len(engines) > 1
+                else "the only engine this model can run",
+            )  # fmt: skip
         with gr.Row():
             live_label = gr.Label(num_top_classes=3, label="Live prediction", elem_id="live_label")
             live_heard = gr.Dataframe(
@@ -180,3 +166,22 @@ def _live_panel(bundle: LoadedModel | None) -> tuple:
             )  # fmt: skip
         live_status = gr.Markdown(elem_id="live_status")
     return live_label, live_status, live_heard, mic, engine
+
+
+def _science(bundle: LoadedModel | None) -> tuple:
+    """The collapsible parts: the model card (with its rate sweep), and Δ with the kernels → (kernel plot, Δ table)."""
+    if bundle is not None:
+        with gr.Accordion("The model: what it is, what it learned from, how well it does", open=False):
+            gr.Markdown(bundle.describe(), elem_id="model_info")
+            if bundle.rate_sweep_png is not None:
+                gr.Image(
+                    str(bundle.rate_sweep_png), label="Accuracy against the input's sampling rate",
+                    interactive=False, elem_id="rate_sweep",
+                )  # fmt: skip
+                gr.Markdown(SWEEP_CAPTION, elem_id="rate_sweep_caption")
+    with gr.Accordion("How one model hears every rate: its time step Δ and its kernels", open=False):
+        gr.Markdown(DELTA_TEXT)
+        delta = gr.Markdown(elem_id="delta")
+        kernel_plot = gr.Plot(label="Learned kernels of the first SSM layer at the chosen rate", elem_id="kernels")
+        gr.Markdown(KERNEL_CAPTION, elem_id="kernel_caption")
+    return kernel_plot, delta

@@ -243,13 +243,68 @@ def test_stream_resampler_matches_whole_resampling(orig: int, new: int) -> None:
     assert torch.allclose(streamed, whole[: streamed.shape[0]], atol=1e-5)
 
 
-def test_live_window_engine_and_auto(bundle) -> None:
-    for engine in ("window", "auto"):
-        label, status, _, session = _stream(bundle, load_audio(EXAMPLES / "off.wav"), 16000, engine=engine)
-        assert set(label) == set(WORDS) and (session.step_rtf is not None or engine == "window")
-        assert ("window engine" in status) == (session.using == "window")
-        why = {"window": "(chosen)", "auto": "(the model is causal)" if session.using == "step" else "(fallback"}
-        assert why[engine] in status, status
+def test_live_window_engine_and_the_measured_speed(bundle) -> None:
+    label, status, _, session = _stream(bundle, load_audio(EXAMPLES / "off.wav"), 16000, engine="window")
+    assert set(label) == set(WORDS) and session.using == "window" and "window engine" in status and "(chosen)" in status
+    assert session.step_rtf is None  # the window engine never steps, so it measures nothing
+    label, status, _, session = _stream(bundle, load_audio(EXAMPLES / "off.wav")[:4000], 16000, engine="auto")
+    assert session.step_rtf is not None and session.step_rtf > 0  # "auto" measured the step view on the first chunk
+
+
+@pytest.mark.parametrize(
+    ("rtf", "using", "why"), [(0.4, "step", "(the model is causal)"), (2.5, "window", "(fallback: stepping measured")]
+)
+def test_auto_engine_follows_the_step_speed(bundle, rtf: float, using: str, why: str) -> None:
+    """The speed is given, not measured: each branch of "auto" is taken whatever the machine's load."""
+    session = streaming.LiveSession(bundle, 16000, 16000, "auto", step_rtf=rtf)
+    for _, chunk in _chunks(load_audio(EXAMPLES / "off.wav"), 16000):
+        session.feed(torch.from_numpy(chunk.astype(np.float32) / 32767))
+    assert session.using == using and session.step_rtf == rtf and why in session.status()
+    assert ("recurrent step view" in session.status()) == (using == "step")
+    forced = streaming.LiveSession(bundle, 16000, 16000, "step", step_rtf=2.5)  # asked for: kept even when slow
+    assert forced.using == "step"
+
+
+def test_engines_offered_are_those_the_model_can_run(bundle, tiny_sc12_bidirectional_export: Path) -> None:
+    bidirectional = load_bundle(tiny_sc12_bidirectional_export)
+    assert streaming.available_engines(bundle) == ("auto", "step", "window")
+    assert streaming.available_engines(bidirectional) == ("window",)
+    for model, offered in ((bundle, ["auto", "step", "window"]), (bidirectional, ["window"])):
+        radio = _component(build_demo(model), "live_engine")
+        assert [choice[1] for choice in radio.choices] == offered and radio.value == offered[0]
+
+
+def _component(demo, elem_id: str):
+    (component,) = [block for block in demo.blocks.values() if getattr(block, "elem_id", None) == elem_id]
+    return component
+
+
+def test_time_limit_holds_and_is_shown() -> None:
+    """A recording streams for longer than the limit: what comes after it is not heard, and the page says so."""
+    rng = np.random.default_rng(0)
+    wave = torch.tensor(rng.standard_normal(16000 * 36), dtype=torch.float32) * 1e-3  # 36 s of a quiet room
+    _, status, _, session = _stream(stub_bundle("stop"), wave, 16000)
+    assert session.heard == pytest.approx(streaming.TIME_LIMIT_SECONDS, abs=0.1)
+    assert f"Stopped listening after {streaming.TIME_LIMIT_SECONDS:.0f} s" in status
+    assert "30.0 s of 30 s heard" in status
+    unlimited = streaming.LiveSession(stub_bundle("stop"), 16000, 16000)  # a program's session (benchmarks): no limit
+    for _, chunk in _chunks(wave, 16000, seconds=1.0):
+        unlimited.feed(torch.from_numpy(chunk.astype(np.float32) / 32767))
+    assert unlimited.heard == pytest.approx(36.0) and "Stopped" not in unlimited.status()
+
+
+def test_a_server_that_falls_behind_says_so() -> None:
+    """The clock is given: 0.5 s chunks that take 1.5 s each to arrive leave the server further behind each time."""
+    now = [0.0]
+    session = streaming.LiveSession(stub_bundle("stop"), 16000, 16000, clock=lambda: now[0])
+    for _ in range(4):
+        now[0] += 0.5  # in time: no warning
+        session.feed(torch.zeros(8000))
+    assert session.behind == pytest.approx(0.0) and "behind" not in session.status()
+    for _ in range(4):
+        now[0] += 1.5
+        session.feed(torch.zeros(8000))
+    assert session.behind == pytest.approx(4.0) and "⚠️ The server is busy and 4 s behind" in session.status()
 
 
 def test_live_bad_chunks(bundle) -> None:
@@ -279,4 +334,3 @@ def test_models_without_a_step_view_run_the_window_engine(
         label, status, _, session = _stream(other, load_audio(EXAMPLES / "off.wav"), 16000, engine=engine)
         assert session.using == "window" and set(label) == names
         assert "window engine" in status and reason in status
-    assert build_demo(other) is not None  # the UI builds with live mode on

@@ -7,7 +7,9 @@ import socket
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # gradio_client would otherwise look up the Hugging Face hub
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -53,15 +55,53 @@ def test_classify_over_http(client: Client) -> None:
     assert "dt_scale = 16000/8000 = 2" in status
 
 
-def test_bad_file_over_http_keeps_the_server_up(client: Client, tmp_path: Path) -> None:
-    bad = tmp_path / "corrupt.wav"
-    bad.write_bytes(b"RIFF" + b"\x01" * 500)
-    _, _, status, *_ = client.predict(handle_file(str(bad)), "16000", False, api_name="/classify")
-    assert "unreadable or corrupt" in status
+def _cut_wav(path: Path) -> Path:
+    sf.write(path, np.sin(np.arange(16000) / 5).astype(np.float32) * 0.3, 16000, subtype="PCM_16")
+    path.write_bytes(path.read_bytes()[:16044])  # the header and half of the samples
+    return path
+
+
+BAD_INPUTS = {  # name: (make the file in a folder, rate, the start of the one message)
+    "corrupt": (
+        lambda d: _raw(d / "corrupt.wav", b"RIFF" + b"\x01" * 500),
+        "16000",
+        "⚠️ Cannot use corrupt.wav: unreadable or corrupt audio file",
+    ),
+    "text": (lambda d: _raw(d / "notes.wav", b"a text file, renamed\n" * 30), "16000", "⚠️ Cannot use notes.wav: "),
+    "ten samples": (lambda d: _ten_samples(d / "ten.wav"), "16000", "⚠️ The clip lasts only 0.6 ms"),
+    "rate abc": (lambda d: EXAMPLES / "yes.wav", "abc", "⚠️ The rate setting 'abc' is not a number of Hz"),
+    "rate 8000.5": (lambda d: EXAMPLES / "yes.wav", "8000.5", "⚠️ The rate setting '8000.5' is not a whole"),
+    "rate -8000": (lambda d: EXAMPLES / "yes.wav", "-8000", "⚠️ The rate setting -8000 Hz is outside"),
+}
+
+
+def _raw(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def _ten_samples(path: Path) -> Path:
+    sf.write(path, np.full(10, 0.1, np.float32), 16000)
+    return path
+
+
+@pytest.mark.parametrize("name", BAD_INPUTS)
+def test_bad_input_over_http_gets_one_message_and_the_server_stays_up(client: Client, tmp_path: Path, name) -> None:
+    make, rate, message = BAD_INPUTS[name]
+    label, _, status, rows, *_ = client.predict(handle_file(str(make(tmp_path))), rate, False, api_name="/classify")
+    assert not label and status.startswith(message) and status.count("⚠️") == 1, status  # no label: {}
+    assert rows["data"] == [] and "librosa: )" not in status and str(tmp_path) not in status
     label, *_ = client.predict(
         audio=handle_file(str(EXAMPLES / "yes.wav")), rate="16000", compare=False, api_name="/classify"
     )
     assert label["label"] in WORDS
+
+
+def test_truncated_wav_over_http_is_answered_and_flagged(client: Client, tmp_path: Path) -> None:
+    label, _, status, *_ = client.predict(
+        handle_file(str(_cut_wav(tmp_path / "cut.wav"))), "16000", False, api_name="/classify"
+    )
+    assert label["label"] in WORDS and "⚠️ cut.wav is cut short: its header promises 1.00 s" in status
 
 
 def test_app_starts_without_a_model() -> None:

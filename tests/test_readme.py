@@ -35,6 +35,7 @@ COVERAGE = {
     r"\.venv/bin/python -m training\.calibrate ": "test_train_and_evaluate_commands",
     r"\.venv/bin/python -m benchmarks\.": "test_benchmark_commands",
     r"\.venv/bin/jupyter lab ": "test_notebook_command_serves_the_notebook",
+    r"APP_SCREENSHOT=docs/app\.png \.venv/bin/python -m pytest ": "test_the_readme_screenshot_command",
 }
 
 

@@ -63,7 +63,9 @@ def _read(path: Path) -> tuple[np.ndarray, int]:
             warnings.simplefilter("ignore")
             samples, rate = librosa.load(str(path), sr=None, mono=False, dtype=np.float32)
     except Exception as error:  # librosa raises many unrelated types for a bad file
-        raise AudioError(f"{path}: unreadable or corrupt audio file ({soundfile_reason}; librosa: {error})") from error
+        # Some of them carry no text (audioread's NoBackendError): name only the reasons that say something.
+        reasons = "; ".join([soundfile_reason, *([f"librosa: {error}"] if str(error) else [])])
+        raise AudioError(f"{path}: unreadable or corrupt audio file ({reasons})") from error
     return (samples.T if samples.ndim == 2 else samples), int(rate)
 
 
