@@ -127,7 +127,7 @@ def _file_panel() -> tuple:
             if example_files:
                 gr.Examples(
                     [[f, "8000" if "8k" in Path(f).stem else "16000"] for f in example_files],
-                    [audio_in, rate], label="Example clips (generated voices)", examples_per_page=11,
+                    [audio_in, rate], label="Example clips (real voices the model never heard)", examples_per_page=13,
                 )  # fmt: skip
         with gr.Column(scale=1):
             label = gr.Label(num_top_classes=3, label="What the model heard", elem_id="label")

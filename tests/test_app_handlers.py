@@ -69,7 +69,7 @@ def _raw(path: Path, data: bytes) -> str:
 
 def test_examples_one_per_word_and_small() -> None:
     names = sorted(p.stem for p in EXAMPLES.glob("*.wav"))
-    assert names == sorted([*WORDS, "go_8k"])
+    assert names == sorted([*WORDS, "go_8k", "not_a_command", "silence"])
     assert sf.info(EXAMPLES / "go_8k.wav").samplerate == 8000
     assert sum(p.stat().st_size for p in EXAMPLES.iterdir()) < 500_000
 
@@ -229,8 +229,8 @@ def test_bundled_model(reference) -> None:
         result = handlers.classify(bundled, str(EXAMPLES / f"{word}.wav"), "16000")
         _assert_close(result.label, _reference_probs((model, meta), load_audio(EXAMPLES / f"{word}.wav"), 16000))
         right += top(result.label)[0] == word
-    # The examples are generated voices; the model learned from real ones (its real-voice figures: README Results).
-    assert right >= 5, f"bundled model got only {right}/10 example clips right"
+    # Real clips of speakers it never heard, not chosen by its answers: README Results gives ~90-95% on such clips.
+    assert right >= 8, f"bundled model got only {right}/10 example clips right"
 
 
 # ---- 12 classes: silence and "not a command" ---------------------------------------------------------------

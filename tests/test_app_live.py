@@ -197,8 +197,12 @@ def test_gate_follows_the_noise_floor() -> None:
     rng = np.random.default_rng(1)
     noise = torch.tensor(rng.standard_normal(16000 * 4), dtype=torch.float32) * 0.01  # −40 dBFS, steady
     assert _gate(noise) == []  # a steady room is not a voice, once the floor has been measured
+    # The word is spoken in the room: added to its noise, not spliced in (a recording's own quiet moments would
+    # otherwise drop the floor below the room for FLOOR_SECONDS).
     word = load_audio(EXAMPLES / "off.wav") * 4
-    (utterance,) = _gate(torch.cat([noise, word, noise]))
+    room = torch.cat([noise, noise[:16000], noise])
+    room[64000:80000] += word
+    (utterance,) = _gate(room)
     assert 4.0 < utterance.centre / 16000 < 5.0
 
 
@@ -224,7 +228,9 @@ def test_live_step_view_equals_forward(bundle) -> None:
 
 
 def test_live_8k_steps_with_dt_scale_2(bundle) -> None:
-    label, _, _, session = _stream(bundle, load_audio(EXAMPLES / "go.wav")[4000:12000], 16000, "8000", "step")
+    word = load_audio(EXAMPLES / "go.wav")
+    first = min(max(int(word.abs().argmax()) - 4000, 0), 8000)  # half a second around the word's loudest sample
+    label, _, _, session = _stream(bundle, word[first : first + 8000], 16000, "8000", "step")
     held_back = session.resampler.margin  # samples the resampler waits on for its look-ahead
     assert session.dt_scale == 2.0 and session.audio.shape[0] == 4000 - held_back // 2 and set(label) == set(WORDS)
 

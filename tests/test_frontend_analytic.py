@@ -27,7 +27,7 @@ def reference_envelope(u: np.ndarray, kernel: np.ndarray, starts: np.ndarray, wi
     spectrum with every bin outside [start, start + width) zeroed, the analytic signal at every sample
     (twice the one-sided spectrum), and (2/π)·the mean of its magnitude at `points` evenly spaced samples per frame.
     u (L,), kernel (channels, L) → (frames, channels)."""
-    L, frames = len(u), -(-len(u) // hop)
+    frames = -(-len(u) // hop)
     n = 2 * frames * hop
     out = np.empty((frames, len(kernel)))
     for h, k in enumerate(kernel):
@@ -60,8 +60,8 @@ def test_analytic_envelope_matches_its_float64_definition():
 
 
 def _differentiable_reference(u: Tensor, kernel: Tensor, starts: Tensor, width: int, hop: int, points: int) -> Tensor:
-    """reference_envelope in torch, float64 and differentiable in the kernel: (B, L), (channels, L) → (B, T, channels)."""
-    L, frames = u.shape[-1], -(-u.shape[-1] // hop)
+    """reference_envelope in torch, float64, differentiable in the kernel: (B, L), (channels, L) → (B, T, channels)."""
+    frames = -(-u.shape[-1] // hop)
     n = 2 * frames * hop
     spectrum = torch.fft.fft(u, n)[:, None] * torch.fft.fft(kernel, n)  # (B, channels, n): the linear convolution
     inside = (torch.arange(n) >= starts[:, None]) & (torch.arange(n) < starts[:, None] + width)
@@ -85,7 +85,8 @@ def test_analytic_envelope_gradients_match_float64():
     loss.backward()
     ref = kernel.double().requires_grad_()
     starts = bank.band_starts(800, bank.points * 20)
-    (_differentiable_reference(u.double(), ref, starts, bank.points * 20, bank.hop(), bank.points) * weights).sum().backward()
+    reference = _differentiable_reference(u.double(), ref, starts, bank.points * 20, bank.hop(), bank.points)
+    (reference * weights).sum().backward()
     scale = ref.grad.abs().max()
     assert scale > 0
     torch.testing.assert_close(ours.grad.double() / scale, ref.grad / scale, atol=1e-3, rtol=0)
