@@ -27,8 +27,8 @@ from app.bundle import (
     top,
     window_samples,
 )
-from training.audio import AudioError, load_audio_with_rate, pad_or_trim
-from training.inference import dt_scale_used, predict_logits, prepare
+from training.common.audio import AudioError, load_audio_with_rate, pad_or_trim
+from training.serving.inference import dt_scale_used, predict_logits, prepare
 
 log = logging.getLogger(__name__)
 

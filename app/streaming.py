@@ -32,8 +32,8 @@ import torch
 
 from app.bundle import LoadedModel, one_thread, parse_rate, probabilities, top, window_samples
 from app.live import MIN_CONFIDENCE, Listener
-from training.audio import AudioError, pad_or_trim, resample, to_mono_float32
-from training.inference import dt_scale_used, predict_logits
+from training.common.audio import AudioError, pad_or_trim, resample, to_mono_float32
+from training.serving.inference import dt_scale_used, predict_logits
 
 log = logging.getLogger(__name__)
 

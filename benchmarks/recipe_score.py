@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import machine, write_json
-from training.calibrate import require_unheard_validation
-from training.cli import USER_ERRORS, report_error, require_data_folders
-from training.data import SC12_CLASSES, open_split
-from training.evaluate import evaluate_model
-from training.export import load_model
-from training.report import with_interval
+from training.common.cli import USER_ERRORS, report_error, require_data_folders
+from training.data.speech_commands import SC12_CLASSES, open_split
+from training.evaluation.evaluate import evaluate_model
+from training.evaluation.report import with_interval
+from training.fitting.calibrate import require_unheard_validation
+from training.serving.export import load_model
 
 RULE_RATES = (16000, 8000)
 

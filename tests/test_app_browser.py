@@ -26,7 +26,7 @@ from test_app_server import serve  # noqa: E402
 
 from app.bundle import DEFAULT_MODEL, load_bundle  # noqa: E402
 from app.ui import EXAMPLES  # noqa: E402
-from training.audio import load_audio  # noqa: E402
+from training.common.audio import load_audio  # noqa: E402
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 MIC_CLIP = EXAMPLES / "yes.wav"

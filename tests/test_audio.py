@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from training.audio import (
+from training.common.audio import (
     AudioError,
     decimate,
     load_audio,

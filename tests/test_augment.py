@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from s4.frontend import SSMFilterbank, mask_envelopes
-from training.augment import Augment, WithNoise, change_speed, load_noises, mixup
+from training.data.augment import Augment, WithNoise, change_speed, load_noises, mixup
 
 
 def test_augment_shift_gain_and_noise():

@@ -15,7 +15,7 @@ import yaml
 from test_evaluate import make_real_folder
 from tqdm import tqdm
 
-from training.progress import Every, LineProgress, is_terminal, progress_bar
+from training.common.progress import Every, LineProgress, is_terminal, progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 

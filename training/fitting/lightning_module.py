@@ -14,9 +14,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from s4 import param_groups
-from training.augment import mixup
-from training.balance import class_weights
-from training.models import build_model
+from training.data.augment import mixup
+from training.fitting.balance import class_weights
+from training.serving.models import build_model
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):

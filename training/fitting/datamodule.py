@@ -16,10 +16,10 @@ import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from training.augment import Augment, Augmented, load_noises
-from training.balance import BALANCE, BalancedSampler, class_counts
-from training.config import TRAIN_SPLITS
-from training.data import NOISE_FOLDER, open_split
+from training.data.augment import Augment, Augmented, load_noises
+from training.data.speech_commands import NOISE_FOLDER, open_split
+from training.fitting.balance import BALANCE, BalancedSampler, class_counts
+from training.fitting.config import TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 

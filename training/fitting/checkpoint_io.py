@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from training.atomic import atomic_write
+from training.common.atomic import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

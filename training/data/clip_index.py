@@ -15,7 +15,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from training.audio import AudioError
+from training.common.audio import AudioError
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import yaml
 
-from training.balance import BALANCE
-from training.ensemble import member_count
-from training.models import MODELS, model_options
+from training.fitting.balance import BALANCE
+from training.serving.ensemble import member_count
+from training.serving.models import MODELS, model_options
 
 DEFAULTS: dict = {
     "seed": 0,

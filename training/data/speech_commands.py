@@ -21,11 +21,11 @@ import soundfile as sf
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from training.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
-from training.cli import USER_ERRORS, report_error
-from training.clip_index import NATIVE_RATE, SILENCE, scan
-from training.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
-from training.export import describe_data
+from training.common.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
+from training.common.cli import USER_ERRORS, report_error
+from training.data.clip_index import NATIVE_RATE, SILENCE, scan
+from training.data.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
+from training.serving.export import describe_data
 
 __all__ = [
     "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "SILENCE", "UNKNOWN",

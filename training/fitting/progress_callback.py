@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import lightning as L
 import torch
 
-from training.progress import LOG_EVERY_S, Every, duration_text
+from training.common.progress import LOG_EVERY_S, Every, duration_text
 
 
 def _number(value: Any) -> float | None:

@@ -19,9 +19,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from training.atomic import atomic_write
-from training.ensemble import combine, member_count
-from training.models import MODELS, build_model
+from training.common.atomic import atomic_write
+from training.serving.ensemble import combine, member_count
+from training.serving.models import MODELS, build_model
 
 FORMAT = "s4-speech-model/1"
 REQUIRED = ("format", "model", "model_kwargs", "sample_rate", "classes")
