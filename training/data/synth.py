@@ -14,7 +14,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -276,7 +275,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(error)
     print(json.dumps(manifest["counts"]))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -27,7 +27,6 @@ import argparse
 import json
 import logging
 import os
-import sys
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -39,7 +38,8 @@ from torch.utils.data import Dataset, Subset
 
 from training.common.cli import USER_ERRORS, report_error, require_data_folder
 from training.data.augment import WithNoise, load_noises
-from training.data.speech_commands import NOISE_FOLDER, SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
+from training.data.clip_index import SILENCE, describe_data
+from training.data.speech_commands import NOISE_FOLDER, SC10_CLASSES, SC12_CLASSES, UNKNOWN, SpeechCommands
 from training.evaluation.plots import comparison_png, confusion_png, rate_sweep_png
 from training.evaluation.report import (
     balanced_accuracy,
@@ -48,7 +48,7 @@ from training.evaluation.report import (
     print_table,
     wilson_interval,
 )
-from training.serving.export import describe_data, load_model
+from training.serving.export import load_model
 from training.serving.inference import DOWNSAMPLE, dataset_logits, dt_scale_used, predict_logits
 
 log = logging.getLogger(__name__)
@@ -394,7 +394,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         return report_error(error)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

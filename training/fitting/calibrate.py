@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -190,7 +189,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{key} Hz, validation: " + _change(record["before"][key], record["after"][key]))
     print(f"rejection offset {record['offset']:+.2f} written to {path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

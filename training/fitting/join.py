@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -86,7 +85,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return report_error(error)
     print(f"wrote {path}: an ensemble of {meta['ensemble']}; calibrate it with python -m training.calibrate")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

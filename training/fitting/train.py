@@ -35,6 +35,7 @@ from torch import nn
 
 from training.common.cli import USER_ERRORS, report_error, require_data_folders
 from training.common.progress import is_terminal
+from training.data.clip_index import describe_data
 from training.data.speech_commands import open_split
 from training.evaluation.evaluate import evaluate_model, heard_speakers
 from training.evaluation.plots import learning_curves
@@ -45,7 +46,7 @@ from training.fitting.datamodule import SpeechCommandsDataModule
 from training.fitting.lightning_module import VALIDATION_METRIC, SpeechClassifier
 from training.fitting.progress_callback import LineProgressCallback
 from training.serving.ensemble import Ensemble, combine
-from training.serving.export import FORMAT, describe_data, export_model, test_metrics
+from training.serving.export import FORMAT, export_model, test_metrics
 
 log = logging.getLogger("training.train")
 CLIP_SECONDS = 1
@@ -331,7 +332,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     meta = json.loads(path.with_suffix(".json").read_text())
     print(f"exported {path}; test metrics: {json.dumps(meta['metrics'])}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -31,25 +31,6 @@ class ModelFileError(ValueError):
     """An exported model that cannot be loaded; the message names the file and the problem."""
 
 
-def describe_data(root: str | os.PathLike) -> dict:
-    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
-
-    The start of an exported model's "data" record, and of an evaluation report's. "root" is the folder's name
-    only: exported models and reports carry no paths of the machine they came from.
-    """
-    root = Path(root)
-    manifest = root / "manifest.json"
-    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            info["synthetic"] = bool(data.get("synthetic", False))
-            info["description"] = str(data.get("description", info["description"]))
-        except ValueError:
-            pass  # an unreadable manifest leaves the cautious default
-    return info
-
-
 def test_metrics(results: dict[str, dict]) -> dict[str, float]:
     """The export's "metrics" from `training.evaluate.evaluate_model` results on the test split: accuracy per rate
     key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
