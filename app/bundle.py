@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from training.serving.export import load_model
+from training.serving import load_model
 
 log = logging.getLogger(__name__)
 

@@ -27,8 +27,7 @@ from app.bundle import (
     top,
     window_samples,
 )
-from training.common.audio import AudioError, load_audio_with_rate, pad_or_trim
-from training.serving.inference import dt_scale_used, predict_logits, prepare
+from training.serving import AudioError, dt_scale_used, load_audio_with_rate, pad_or_trim, predict_logits, prepare
 
 log = logging.getLogger(__name__)
 

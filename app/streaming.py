@@ -32,8 +32,7 @@ import torch
 
 from app.bundle import LoadedModel, one_thread, parse_rate, probabilities, top, window_samples
 from app.live import MIN_CONFIDENCE, Listener
-from training.common.audio import AudioError, pad_or_trim, resample, to_mono_float32
-from training.serving.inference import dt_scale_used, predict_logits
+from training.serving import AudioError, dt_scale_used, pad_or_trim, predict_logits, resample, to_mono_float32
 
 log = logging.getLogger(__name__)
 

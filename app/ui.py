@@ -14,7 +14,7 @@ from app import handlers  # noqa: E402
 from app.bundle import RATE_CHOICES, LoadedModel, parse_rate  # noqa: E402
 from app.handlers import Classification  # noqa: E402
 from app.streaming import ENGINES, live_finish, live_step  # noqa: E402
-from training.serving.inference import dt_scale_used  # noqa: E402
+from training.serving import dt_scale_used  # noqa: E402
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ def config_model(config_path: str) -> tuple[torch.nn.Module, dict, dict]:
 def load(case) -> tuple[torch.nn.Module, dict]:
     """The case's exported model when its file exists, else a random one of its config."""
     if case.model and (ROOT / case.model).is_file():
-        from training.serving.export import load_model
+        from training.serving import load_model
 
         return load_model(ROOT / case.model)
     model, meta, _ = config_model(case.config)
@@ -81,7 +81,7 @@ def evaluate_run(case, warm_up: bool):
     """`evaluate_model` on the test split of case.data at 16 and 8 kHz → {"clips": clips × rates}."""
     from training.data.speech_commands import SpeechCommands
     from training.evaluation.evaluate import evaluate_model
-    from training.serving.inference import predict_logits
+    from training.serving import predict_logits
 
     model, meta = load(case)
     model = model.to(case.device)

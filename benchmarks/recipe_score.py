@@ -30,7 +30,7 @@ from training.data.speech_commands import SC12_CLASSES, open_split
 from training.evaluation.evaluate import evaluate_model
 from training.evaluation.report import with_interval
 from training.fitting.calibrate import require_unheard_validation
-from training.serving.export import load_model
+from training.serving import load_model
 
 RULE_RATES = (16000, 8000)
 
