@@ -266,7 +266,7 @@ def _rate_label(rate: int, stale: bool, train_rate: int, kind: str) -> str:
 
 
 def load_bundle(path: str | Path) -> LoadedModel:
-    """Load an export (raises training.export's `ModelFileError` for a file that is not one)."""
+    """Load an export (raises training.serving's `ModelFileError` for a file that is not one)."""
     path = Path(path)
     model, meta = load_model(path)
     model.eval()

@@ -1,7 +1,7 @@
 """Plain-Python handlers behind the app: classify an audio file at a chosen sampling rate, scan long ones.
 
 Nothing here imports Gradio: `app.ui` wires these functions to components, and the tests call them directly.
-Predictions go through `training.inference.predict_logits`, so the app says what `training.evaluate` says.
+Predictions go through `training.serving.predict_logits`, so the app says what `training.evaluate` says.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 - "recipe":   one training step (forward, label-smoothed cross-entropy, backward, gradient clipping, AdamW)
               of the model a training config describes, on random waveforms (no data loading or augmentation);
-- "evaluate": `training.evaluate.evaluate_model` over a folder of clips at 16 kHz and 8 kHz;
+- "evaluate": `training.evaluation.evaluate.evaluate_model` over a folder of clips at 16 kHz and 8 kHz;
 - "live":     10 s of audio fed in 0.1 s chunks through the app's `LiveSession`, one thread.
 
 A model comes from an exported file when the case names one that exists, else it is a randomly initialised

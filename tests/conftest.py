@@ -32,7 +32,7 @@ def tiny_sc10(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tiny_export(path: Path, classes: list[str], description: str, metrics: dict | None = None, **options) -> Path:
-    """A tiny randomly initialised S4Classifier (seed 0, d_model 8, no dropout) exported with training.export
+    """A tiny randomly initialised S4Classifier (seed 0, d_model 8, no dropout) exported with training.serving.export
     to `path`; `options` are its other constructor options."""
     import torch
 
@@ -57,7 +57,7 @@ def _tiny_export(path: Path, classes: list[str], description: str, metrics: dict
 
 @pytest.fixture(scope="session")
 def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.export (seed 0).
+    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.serving.export (seed 0).
 
     Random weights: tests may check that an answer is one of the classes, never which one.
     """
@@ -72,7 +72,7 @@ def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sc12_bidirectional_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BIDIRECTIONAL S4Classifier with the 12 keyword-spotting classes (the ten
-    words, `_silence_`, `_unknown_`), exported with training.export (seed 0). No recurrent step view.
+    words, `_silence_`, `_unknown_`), exported with training.serving.export (seed 0). No recurrent step view.
 
     Random weights: tests may check which classes and names appear, never which one wins.
     """

@@ -1,4 +1,4 @@
-"""training.audio: loading, validation and the waveform helpers, including every bad-input message."""
+"""training.common.audio: loading, validation and the waveform helpers, including every bad-input message."""
 
 from __future__ import annotations
 

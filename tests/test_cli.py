@@ -1,4 +1,4 @@
-"""training.cli: what the command-line tools share."""
+"""training.common.cli: what the command-line tools share."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""training.data, .clip_index and .datamodule: SpeechCommands on generated and hand-made folders, the index cache,
-the data module."""
+"""training.data.speech_commands, .clip_index and training.fitting.datamodule: SpeechCommands on generated and
+hand-made folders, the index cache, the data module."""
 
 from __future__ import annotations
 

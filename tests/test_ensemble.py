@@ -1,5 +1,5 @@
-"""training.ensemble: the mean of the members' logits in every view, the export round trip, the rejection offset,
-the config key, a two-member training run with resume, and the app on an ensemble."""
+"""training.serving.ensemble: the mean of the members' logits in every view, the export round trip, the rejection
+offset, the config key, a two-member training run with resume, and the app on an ensemble."""
 
 from __future__ import annotations
 

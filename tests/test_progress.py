@@ -1,5 +1,5 @@
 """Progress output: bars on a terminal; in a file or pipe, plain lines every few seconds and no carriage returns
-(training.progress, training.progress_callback, and their use by the generator and the training CLI)."""
+(training.common.progress, training.fitting.progress_callback, and their use by the generator and the training CLI)."""
 
 from __future__ import annotations
 

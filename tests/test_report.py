@@ -1,5 +1,6 @@
-"""training.report: Wilson intervals against hand-computed values and scipy, per-class and balanced accuracy from
-a confusion matrix; `training.evaluate` reports them at every rate; training logs and monitors val_balanced_acc."""
+"""training.evaluation.report: Wilson intervals against hand-computed values and scipy, per-class and balanced
+accuracy from a confusion matrix; `training.evaluate` reports them at every rate; training logs and monitors
+val_balanced_acc."""
 
 from __future__ import annotations
 

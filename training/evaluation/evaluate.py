@@ -3,7 +3,7 @@
     python -m training.evaluate --model runs/cpu-small/model.safetensors --data data/sc10-synth \
         --rates 16000 8000 --json eval.json --out eval/ [--no-rescale] [--compare runs/cnn-small/model.safetensors]
 
-Clips are read at the model's training rate and converted to each rate by `training.inference.prepare`
+Clips are read at the model's training rate and converted to each rate by `training.serving.inference.prepare`
 (resample, or --downsample decimate); an S4 model then runs with dt_scale = training rate / rate.
 --no-rescale adds, for every rate other than the training rate, an entry "<rate>-no-rescale" in which the
 same input runs with dt_scale = 1. Clips of speakers the model was trained or validated on (its JSON's
@@ -87,7 +87,7 @@ def _fraction(hits: np.ndarray) -> float:
 
 def rate_report(labels: np.ndarray, predictions: np.ndarray, classes: Sequence[str], dt_scale: float) -> dict:
     """Accuracy, per-class accuracy and precision/recall/F1 (sklearn), balanced accuracy and the confusion matrix of
-    one evaluation, with 95% intervals (`training.report`).
+    one evaluation, with 95% intervals (`training.evaluation.report`).
 
     labels, predictions (n,) class indices. "confusion"[true][predicted] counts clips, both in "labels" order.
     "per_class_accuracy": {class: accuracy, correct, n_clips, interval}; "balanced_accuracy": their mean over the

@@ -3,7 +3,7 @@
     python -m training.join runs/a/model.safetensors runs/b/model.safetensors --out runs/ab/model.safetensors
     python -m training.calibrate --model runs/e2/model.safetensors --data DIR   # one offset for the ensemble
 
-The result is what config `ensemble: n` trains in one command (`training.ensemble`: the mean of the members'
+The result is what config `ensemble: n` trains in one command (`training.serving.ensemble`: the mean of the members'
 logits), built from runs that already exist, so that a recipe's ensemble can be scored without training it again.
 The runs must share the model kind, its options, the classes and the sampling rate. Each member's rejection
 offset is undone: an ensemble's offset is chosen for the ensemble (`training.calibrate`). The leak guard's

@@ -5,7 +5,7 @@
 
 meta: format, model ("s4" | "cnn"), model_kwargs (constructor kwargs), sample_rate (training rate in Hz),
 clip_samples, classes, data {root, synthetic, subset, protocol, description}, metrics, created, config, and for an
-ensemble (`training.ensemble`) "ensemble": the number of members, each built from model_kwargs.
+ensemble (`training.serving.ensemble`) "ensemble": the number of members, each built from model_kwargs.
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ class ModelFileError(ValueError):
 
 
 def test_metrics(results: dict[str, dict]) -> dict[str, float]:
-    """The export's "metrics" from `training.evaluate.evaluate_model` results on the test split: accuracy per rate
-    key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
+    """The export's "metrics" from `training.evaluation.evaluate.evaluate_model` results on the test split: accuracy
+    per rate key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
     metrics = {}
     for key, result in results.items():
         metrics[f"test_acc_{key}"] = result["accuracy"]
