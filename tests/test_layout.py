@@ -16,8 +16,9 @@ MAX_MODULE_LINES, MAX_FUNCTION_LINES = 400, 60
 MODULES = sorted(p for package in PACKAGES for p in (ROOT / package).rglob("*.py"))
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
-# What each part may import of the project ("training.<room>" for a room of training/). Benchmarks time every stage,
-# training and evaluation included, so they may import any room; what the serving face offers, they take from it.
+# What each part may import of the project ("training.<room>" for a room of training/). Benchmarks (and scripts) time
+# or prepare every stage, training and evaluation included, so they may import any room; what the serving face
+# offers, they take from it.
 FACE = "training.serving"
 ROOMS = {
     "training.common": set(),
@@ -31,6 +32,7 @@ OUTSIDE = {
     "app": {"s4", FACE},
     "notebooks": {"s4", FACE},
     "benchmarks": {"s4", "app", *ROOMS},
+    "scripts": {"s4", "app", *ROOMS},
 }
 ENTRY_POINTS = sorted(p for p in (ROOT / "training").glob("*.py") if p.name != "__init__.py")
 ENTRY_POINTS.append(ROOT / "training" / "data" / "__main__.py")
@@ -111,9 +113,10 @@ def broken_rules(source: str, part: str) -> list[str]:
 
 
 ROOM_MODULES = [p for p in MODULES if p not in ENTRY_POINTS and p != ROOT / "training" / "__init__.py"]
+SCRIPTS = sorted((ROOT / "scripts").glob("*.py"))
 
 
-@pytest.mark.parametrize("path", ROOM_MODULES, ids=lambda p: str(p.relative_to(ROOT)))
+@pytest.mark.parametrize("path", ROOM_MODULES + SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_imports_follow_the_rules(path: Path) -> None:
     module = ".".join(path.relative_to(ROOT).with_suffix("").parts)
     broken = broken_rules(path.read_text(), part_of(module))
@@ -135,6 +138,7 @@ def test_the_rules_catch_a_crossing() -> None:
     assert broken_rules("from training.serving.inference import predict_logits", "app")
     assert broken_rules("from training.serving import export_model", "notebooks")
     assert broken_rules("from training.common.audio import load_audio", "benchmarks")
+    assert broken_rules("from training.audio import load_audio", "scripts")  # a module of no room
     with pytest.raises(AssertionError, match="relative import"):
         broken_rules("from .audio import load_audio", "training.common")
     assert not broken_rules("from training.common.audio import load_audio\nfrom s4 import S4", "training.serving")
