@@ -28,7 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from app.bundle import load_bundle
     from app.ui import build_demo
-    from training.export import ModelFileError
+    from training.serving import ModelFileError
 
     bundle, load_error = None, None
     if args.model is not None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from training.export import load_model
+from training.serving import load_model
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,7 @@ def _rate_label(rate: int, stale: bool, train_rate: int, kind: str) -> str:
 
 
 def load_bundle(path: str | Path) -> LoadedModel:
-    """Load an export (raises training.export's `ModelFileError` for a file that is not one)."""
+    """Load an export (raises training.serving's `ModelFileError` for a file that is not one)."""
     path = Path(path)
     model, meta = load_model(path)
     model.eval()

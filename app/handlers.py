@@ -1,7 +1,7 @@
 """Plain-Python handlers behind the app: classify an audio file at a chosen sampling rate, find the words in long ones.
 
 Nothing here imports Gradio: `app.ui` wires these functions to components, and the tests call them directly.
-Predictions go through `training.inference.predict_logits`, so the app says what `training.evaluate` says; the
+Predictions go through `training.serving.predict_logits`, so the app says what `training.evaluate` says; the
 words of a long recording are found by live mode's word-finder (`app.live.find_words`), so a file and the
 microphone give the same list.
 """
@@ -29,8 +29,7 @@ from app.bundle import (
 )
 from app.inputs import NOISE_FLATNESS, SILENCE_DBFS, rms_dbfs, spectral_flatness, too_short, wav_shortfall
 from app.live import MIN_CONFIDENCE, Heard, find_words, heard_rows, window_at
-from training.audio import AudioError, load_audio_with_rate, pad_or_trim
-from training.inference import dt_scale_used, predict_logits, prepare
+from training.serving import AudioError, dt_scale_used, load_audio_with_rate, pad_or_trim, predict_logits, prepare
 
 log = logging.getLogger(__name__)
 

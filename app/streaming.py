@@ -34,8 +34,7 @@ import torch
 
 from app.bundle import LoadedModel, one_thread, parse_rate, probabilities, top, window_samples
 from app.live import MIN_CONFIDENCE, Listener
-from training.audio import AudioError, pad_or_trim, resample, to_mono_float32
-from training.inference import dt_scale_used, predict_logits
+from training.serving import AudioError, dt_scale_used, pad_or_trim, predict_logits, resample, to_mono_float32
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ LABEL_HOP_SECONDS = 0.25  # the window engine's label: one forward per this much
 
 
 class StreamResampler:
-    """Resample a stream chunk by chunk exactly as `training.audio.resample` would resample it whole.
+    """Resample a stream chunk by chunk exactly as `training.serving.resample` would resample it whole.
 
     torchaudio's sinc resampler is polyphase: every block of o input samples gives n output samples
     (o/n = orig/new in lowest terms), each from a filter `width` samples wide. So blocks are filtered with
@@ -195,7 +194,7 @@ class LiveSession:
         return self._probabilities(pad_or_trim(self.audio, self.window))
 
     def _probabilities(self, clip: torch.Tensor) -> dict[str, float]:
-        """`forward` on one window (W,) at the model's rate, Δ rescaled by training.inference."""
+        """`forward` on one window (W,) at the model's rate, Δ rescaled by training.serving."""
         with torch.inference_mode(), one_thread():
             logits = predict_logits(self.bundle.model, self.bundle.meta, clip[None], self.rate, dt_scale=self.dt_scale)
             logits = logits[0].float()

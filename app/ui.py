@@ -19,7 +19,7 @@ from app.bundle import RATE_CHOICES, LoadedModel, RateError, parse_rate  # noqa:
 from app.handlers import Classification  # noqa: E402
 from app.streaming import TIME_LIMIT_SECONDS, available_engines, live_finish, live_step  # noqa: E402
 from app.texts import DELTA_TEXT, KERNEL_CAPTION, SWEEP_CAPTION, intro, live_note, rate_note  # noqa: E402
-from training.inference import dt_scale_used  # noqa: E402
+from training.serving import dt_scale_used  # noqa: E402
 
 log = logging.getLogger(__name__)
 

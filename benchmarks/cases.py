@@ -2,7 +2,7 @@
 
 - "recipe":   one training step (forward, label-smoothed cross-entropy, backward, gradient clipping, AdamW)
               of the model a training config describes, on random waveforms (no data loading or augmentation);
-- "evaluate": `training.evaluate.evaluate_model` over a folder of clips at 16 kHz and 8 kHz;
+- "evaluate": `training.evaluation.evaluate.evaluate_model` over a folder of clips at 16 kHz and 8 kHz;
 - "live":     10 s of audio fed in 0.1 s chunks through the app's `LiveSession`, one thread.
 
 A model comes from an exported file when the case names one that exists, else it is a randomly initialised
@@ -26,9 +26,9 @@ LIVE_CHUNK_SECONDS = 0.1
 
 def config_model(config_path: str) -> tuple[torch.nn.Module, dict, dict]:
     """A randomly initialised model of a training config → (model, export-style meta, validated config)."""
-    from training.config import load_config, validate
-    from training.data import SC10_CLASSES, SC12_CLASSES, SC35_CLASSES
-    from training.models import build_model
+    from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES, SC35_CLASSES
+    from training.fitting.config import load_config, validate
+    from training.serving.models import build_model
 
     config = validate(load_config(ROOT / config_path))
     subset = config["data"]["subset"]
@@ -43,7 +43,7 @@ def config_model(config_path: str) -> tuple[torch.nn.Module, dict, dict]:
 def load(case) -> tuple[torch.nn.Module, dict]:
     """The case's exported model when its file exists, else a random one of its config."""
     if case.model and (ROOT / case.model).is_file():
-        from training.export import load_model
+        from training.serving import load_model
 
         return load_model(ROOT / case.model)
     model, meta, _ = config_model(case.config)
@@ -79,9 +79,9 @@ def recipe_step(case, L: int):
 
 def evaluate_run(case, warm_up: bool):
     """`evaluate_model` on the test split of case.data at 16 and 8 kHz → {"clips": clips × rates}."""
-    from training.data import SpeechCommands
-    from training.evaluate import evaluate_model
-    from training.inference import predict_logits
+    from training.data.speech_commands import SpeechCommands
+    from training.evaluation.evaluate import evaluate_model
+    from training.serving import predict_logits
 
     model, meta = load(case)
     model = model.to(case.device)
@@ -132,7 +132,7 @@ def speech_like(seconds: float, rate: int, seed: int = 0) -> torch.Tensor:
 def write_noise_dataset(root: Path, clips_per_class: int, seed: int = 0) -> Path:
     """A Speech Commands layout of generated (not spoken) 1 s clips for timing `training.evaluate`: each SC10
     word, one extra word ("unknown" for SC12) and `_silence_`, every clip listed in testing_list.txt."""
-    from training.data import SC10_CLASSES
+    from training.data.speech_commands import SC10_CLASSES
 
     rng = np.random.default_rng(seed)
     listed = []

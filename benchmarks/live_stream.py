@@ -24,10 +24,9 @@ import torch
 from app.bundle import DEFAULT_MODEL, load_bundle, probabilities, top
 from app.streaming import LiveSession
 from benchmarks.common import machine, write_json
-from training.audio import resample
-from training.data import SpeechCommands
-from training.evaluate import heard_clips
-from training.inference import predict_logits
+from training.data.speech_commands import SpeechCommands
+from training.evaluation.evaluate import heard_clips
+from training.serving import predict_logits, resample
 
 MIC_RATE = 48000
 CHUNK_SECONDS = 0.1

@@ -12,7 +12,7 @@ accuracy of each of the 12 classes (ten commands, silence, "not a command"), the
 weighs the same however many clips it has), at 16 kHz and at 8 kHz with Δ doubled; the score is the mean of the
 two. 95% intervals: Wilson for each class; for a balanced accuracy the normal approximation of a mean of K
 independent proportions, ± z·√(Σ_c p̃_c(1 − p̃_c)/n_c)/K with p̃_c = (k_c + 2)/(n_c + 4)
-(`training.report.balanced_accuracy`); for the score the mean of the two rates' half-widths, since the same
+(`training.evaluation.report.balanced_accuracy`); for the score the mean of the two rates' half-widths, since the same
 clips are scored at both rates (errors taken as fully correlated: the widest case). Writes
 benchmarks/results/recipe-score-<run folder>-<date>.json, or --json PATH.
 """
@@ -25,19 +25,19 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmarks.common import machine, write_json
-from training.calibrate import require_unheard_validation
-from training.cli import USER_ERRORS, report_error, require_data_folders
-from training.data import SC12_CLASSES, open_split
-from training.evaluate import evaluate_model
-from training.export import load_model
-from training.report import with_interval
+from training.common.cli import USER_ERRORS, report_error, require_data_folders
+from training.data.speech_commands import SC12_CLASSES, open_split
+from training.evaluation.evaluate import evaluate_model
+from training.evaluation.report import with_interval
+from training.fitting.calibrate import require_unheard_validation
+from training.serving import load_model
 
 RULE_RATES = (16000, 8000)
 
 
 def recipe_score(balanced: Sequence[dict]) -> dict:
-    """The rule's score from each rate's `training.report.balanced_accuracy` record: {"score", "interval"}, the
-    mean of their accuracies, ± the mean of their half-widths."""
+    """The rule's score from each rate's `training.evaluation.report.balanced_accuracy` record: {"score",
+    "interval"}, the mean of their accuracies, ± the mean of their half-widths."""
     if not balanced:
         raise ValueError("the score needs at least one rate's balanced accuracy")
     score = sum(record["accuracy"] for record in balanced) / len(balanced)
@@ -46,8 +46,8 @@ def recipe_score(balanced: Sequence[dict]) -> dict:
 
 
 def validation_results(model_path: Path, roots: Sequence[Path]) -> dict[str, dict]:
-    """{rate key: `training.evaluate.rate_report`} of the model at `model_path` on the validation split of every
-    folder in `roots`, its heard validation speakers scored; every class must have clips there."""
+    """{rate key: `training.evaluation.evaluate.rate_report`} of the model at `model_path` on the validation split
+    of every folder in `roots`, its heard validation speakers scored; every class must have clips there."""
     model, meta = load_model(model_path)
     require_unheard_validation(meta, model_path)
     if tuple(meta["classes"]) != SC12_CLASSES:

@@ -1,6 +1,6 @@
 """`S4Options`: every option of an S4 model in one place, in the spirit of nanoGPT's `GPTConfig`.
 
-The classifier reads all of them, each `S4` layer the ones it passes to its SSM, and `training.config` checks a
+The classifier reads all of them, each `S4` layer the ones it passes to its SSM, and `training.fitting.config` checks a
 config's `model` section against these fields, so a default (dt_min = 1e-3, …) is written once, here.
 """
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import soundfile as sf
 
-from training.audio import load_audio, resample
 from training.data import SC10_CLASSES
+from training.serving import load_audio, resample
 
 OUT = Path(__file__).resolve().parents[1] / "app" / "examples"
 OTHER_WORD = "bed"

@@ -18,7 +18,7 @@ def tiny_sc10(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     Generated once per test session with training.synth (needs flite, festival, espeak-ng and sox).
     """
-    from training.synth import ENGINES, generate
+    from training.data.synth import ENGINES, generate
 
     missing = [p for p in ("sox", *ENGINES) if shutil.which(p) is None]
     if missing:
@@ -32,12 +32,12 @@ def tiny_sc10(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _tiny_export(path: Path, classes: list[str], description: str, metrics: dict | None = None, **options) -> Path:
-    """A tiny randomly initialised S4Classifier (seed 0, d_model 8, no dropout) exported with training.export
+    """A tiny randomly initialised S4Classifier (seed 0, d_model 8, no dropout) exported with training.serving.export
     to `path`; `options` are its other constructor options."""
     import torch
 
     from s4 import S4Classifier
-    from training.export import FORMAT, export_model
+    from training.serving.export import FORMAT, export_model
 
     torch.manual_seed(0)
     kwargs = dict(n_classes=len(classes), d_model=8, dropout=0.0, **options)
@@ -57,11 +57,11 @@ def _tiny_export(path: Path, classes: list[str], description: str, metrics: dict
 
 @pytest.fixture(scope="session")
 def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.export (seed 0).
+    """A tiny randomly initialised causal S4Classifier for SC10, exported with training.serving.export (seed 0).
 
     Random weights: tests may check that an answer is one of the classes, never which one.
     """
-    from training.data import SC10_CLASSES
+    from training.data.speech_commands import SC10_CLASSES
 
     return _tiny_export(
         tmp_path_factory.mktemp("tiny_model") / "tiny.safetensors", list(SC10_CLASSES),
@@ -72,11 +72,11 @@ def tiny_s4_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_sc12_bidirectional_export(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny randomly initialised BIDIRECTIONAL S4Classifier with the 12 keyword-spotting classes (the ten
-    words, `_silence_`, `_unknown_`), exported with training.export (seed 0). No recurrent step view.
+    words, `_silence_`, `_unknown_`), exported with training.serving.export (seed 0). No recurrent step view.
 
     Random weights: tests may check which classes and names appear, never which one wins.
     """
-    from training.data import SC12_CLASSES
+    from training.data.speech_commands import SC12_CLASSES
 
     return _tiny_export(
         tmp_path_factory.mktemp("tiny_sc12") / "tiny_sc12.safetensors", list(SC12_CLASSES),

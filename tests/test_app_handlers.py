@@ -15,9 +15,9 @@ from app.__main__ import main
 from app.bundle import DEFAULT_MODEL, LoadedModel, display_name, is_command, load_bundle, probabilities, top
 from app.inputs import MIN_SECONDS, wav_shortfall
 from app.live import MIN_CONFIDENCE, window_at
-from training.audio import load_audio, resample
-from training.export import ModelFileError, load_model
-from training.inference import predict_logits, prepare
+from training.common.audio import load_audio, resample
+from training.serving.export import ModelFileError, load_model
+from training.serving.inference import predict_logits, prepare
 
 EXAMPLES = Path(handlers.__file__).parent / "examples"
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -268,8 +268,8 @@ def test_noise_and_other_sounds_are_not_commands(tmp_path: Path) -> None:
 
 
 def test_cnn_is_run_at_dt_scale_1_and_says_it_has_no_delta(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from training.cnn import M5
-    from training.export import FORMAT, export_model
+    from training.serving.cnn import M5
+    from training.serving.export import FORMAT, export_model
 
     torch.manual_seed(0)
     kwargs = {"n_classes": len(WORDS), "n_channels": 4}

@@ -17,9 +17,9 @@ from torch import nn
 from app import handlers, live, streaming
 from app.bundle import LoadedModel, load_bundle, probabilities
 from app.ui import build_demo
-from training.audio import load_audio, resample
-from training.export import FORMAT, export_model, load_model
-from training.inference import predict_logits
+from training.common.audio import load_audio, resample
+from training.serving.export import FORMAT, export_model, load_model
+from training.serving.inference import predict_logits
 
 EXAMPLES = Path(handlers.__file__).parent / "examples"
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
@@ -327,7 +327,7 @@ def test_models_without_a_step_view_run_the_window_engine(
     tmp_path: Path, tiny_s4_export: Path, tiny_sc12_bidirectional_export: Path, kind: str
 ) -> None:
     if kind == "cnn":
-        from training.cnn import M5
+        from training.serving.cnn import M5
 
         _, meta = load_model(tiny_s4_export)
         meta = {**meta, "model": "cnn", "model_kwargs": {"n_classes": 10, "n_channels": 4}}

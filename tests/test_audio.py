@@ -1,4 +1,4 @@
-"""training.audio: loading, validation and the waveform helpers, including every bad-input message."""
+"""training.common.audio: loading, validation and the waveform helpers, including every bad-input message."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from training.audio import (
+from training.common.audio import (
     AudioError,
     decimate,
     load_audio,

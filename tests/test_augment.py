@@ -1,4 +1,4 @@
-"""training.augment: speed, shift, gain and noise of one clip, noise recordings by split, noise at a fixed SNR for
+"""training.data.augment: speed, shift, gain and noise of one clip, noise recordings by split, noise at a fixed SNR for
 evaluation; the filterbank's time/channel masking; mixup of a batch."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import soundfile as sf
 import torch
 
 from s4.frontend import SSMFilterbank, mask_envelopes
-from training.augment import Augment, WithNoise, change_speed, load_noises, mixup
+from training.data.augment import Augment, WithNoise, change_speed, load_noises, mixup
 
 
 def test_augment_shift_gain_and_noise():
@@ -96,7 +96,8 @@ def test_load_noises_keeps_the_seconds_each_split_cuts(tmp_path):
     lengths = {
         part: [n.shape[-1] for n in load_noises(folder, 16000, part)] for part in ("train", "validation", "testing")
     }
-    # long.wav: seconds 0-20 train, 21-22 validation, 23-24 testing (as training.data.noise_cuts); short.wav: none
+    # long.wav: seconds 0-20 train, 21-22 validation, 23-24 testing (as training.data.speech_commands.noise_cuts);
+    # short.wav: none
     assert lengths == {"train": [21 * 16000], "validation": [2 * 16000], "testing": [2 * 16000]}
     testing = load_noises(folder, 16000, "testing")[0]
     assert torch.equal(testing, whole[0][23 * 16000 : 25 * 16000])

@@ -14,12 +14,12 @@ from lightning.fabric.utilities.distributed import DistributedSamplerWrapper
 from scipy.stats import chisquare
 from test_evaluate import make_real_folder
 
-from training import balance, train
-from training.balance import BalancedSampler, class_weights
-from training.config import ConfigError, validate
-from training.data import SC10_CLASSES, SpeechCommands
-from training.datamodule import SpeechCommandsDataModule
-from training.lightning_module import SpeechClassifier
+from training.data.speech_commands import SC10_CLASSES, SpeechCommands
+from training.fitting import balance, train
+from training.fitting.balance import BalancedSampler, class_weights
+from training.fitting.config import ConfigError, validate
+from training.fitting.datamodule import SpeechCommandsDataModule
+from training.fitting.lightning_module import SpeechClassifier
 
 COUNTS = [1, 2, 5, 50, 200, 3, 7, 11, 13, 17, 400, 900]  # clips per class: 1 to 900, twelve classes
 LABELS = [c for c, n in enumerate(COUNTS) for _ in range(n)]

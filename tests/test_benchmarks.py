@@ -23,7 +23,7 @@ def test_baseline_tree_swaps_exactly_the_baseline_files():
         assert (root / "training" / "train.py").resolve() == ROOT / "training" / "train.py"
         assert not (root / "training").is_symlink() and (root / "app").resolve() == ROOT / "app"
         assert (root / "training" / "configs" / "sc10.yaml").resolve() == ROOT / "training" / "configs" / "sc10.yaml"
-        probe = "import s4.fft, training.models; print(s4.fft.__file__)"
+        probe = "import s4.fft, training.serving.models; print(s4.fft.__file__)"
         imported = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, check=True)
         assert imported.stdout.strip() == str(root / "s4" / "fft.py")  # the old files win over the editable install
         probe = "import benchmarks.cases; print(benchmarks.cases.ROOT)"

@@ -14,11 +14,11 @@ import yaml
 from test_evaluate import export_for, make_real_folder
 from test_train import TINY
 
-from training import calibrate, train
-from training.config import ConfigError, validate
-from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
-from training.export import load_model
-from training.inference import dataset_logits
+from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
+from training.fitting import calibrate, train
+from training.fitting.config import ConfigError, validate
+from training.serving.export import load_model
+from training.serving.inference import dataset_logits
 
 YES, NO, SIL, UNK = (SC12_CLASSES.index(name) for name in ("yes", "no", SILENCE, UNKNOWN))
 
@@ -67,7 +67,7 @@ def test_the_floor_holds_at_every_rate() -> None:
 
 def test_an_unreachable_floor_takes_the_most_rejecting_offset(caplog) -> None:
     rows = [{YES: 3.0}, {NO: 1.0}, {YES: 1.0}, {YES: 9.0, UNK: 0.0}, {SIL: 2.0}]  # the unknown word: 9 below "yes"
-    with caplog.at_level(logging.WARNING, logger="training.calibrate"):
+    with caplog.at_level(logging.WARNING, logger="training.fitting.calibrate"):
         chosen = calibrate.choose_offset(LABELS, {"16000": logits_for(rows)}, SC12_CLASSES, 1.0)
     assert chosen == 0.0 and "no offset rejects 100%" in caplog.text  # half rejected for any b > -2: nearest 0
 
@@ -212,7 +212,7 @@ def test_final_fit_trains_on_validation_too_and_applies_the_fixed_offset(tmp_pat
 
 
 def test_final_fit_batches_hold_training_and_validation_clips(tmp_path: Path) -> None:
-    from training.datamodule import SpeechCommandsDataModule
+    from training.fitting.datamodule import SpeechCommandsDataModule
 
     root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
     split = {part: SpeechCommands(root, "sc12", part) for part in ("train", "validation")}

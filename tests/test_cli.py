@@ -1,4 +1,4 @@
-"""training.cli: what the command-line tools share."""
+"""training.common.cli: what the command-line tools share."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from training.cli import USER_ERRORS, report_error, require_data_folder
-from training.config import ConfigError
-from training.export import ModelFileError
+from training.common.cli import USER_ERRORS, report_error, require_data_folder
+from training.fitting.config import ConfigError
+from training.serving.export import ModelFileError
 
 
 def test_missing_or_non_folder_data_is_named(tmp_path: Path) -> None:

@@ -1,5 +1,5 @@
-"""training.data, .clip_index and .datamodule: SpeechCommands on generated and hand-made folders, the index cache,
-the data module."""
+"""training.data.speech_commands, .clip_index and training.fitting.datamodule: SpeechCommands on generated and
+hand-made folders, the index cache, the data module."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ import pytest
 import soundfile as sf
 import torch
 
-import training.clip_index as clip_index
-import training.data as data
-from training.data import (
+import training.data.clip_index as clip_index
+import training.data.speech_commands as data
+from training.data.speech_commands import (
     SC10_CLASSES,
     SC12_CLASSES,
     SC35_CLASSES,
@@ -25,7 +25,7 @@ from training.data import (
     SpeechCommands,
     noise_cuts,
 )
-from training.datamodule import SpeechCommandsDataModule
+from training.fitting.datamodule import SpeechCommandsDataModule
 
 
 def make_folder(root: Path, words=("yes", "no"), per_word=4, lengths=None, held=1) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from training.data import download
+from training.data.speech_commands import download
 
 
 class RangeHandler(http.server.BaseHTTPRequestHandler):
@@ -146,6 +146,6 @@ def test_http_error_names_the_url(server, tmp_path):
 
 
 def test_import_path():
-    from training.download import download as direct
+    from training.data.download import download as direct
 
     assert download is direct and Path(download.__code__.co_filename).name == "download.py"

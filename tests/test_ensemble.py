@@ -1,5 +1,5 @@
-"""training.ensemble: the mean of the members' logits in every view, the export round trip, the rejection offset,
-the config key, a two-member training run with resume, and the app on an ensemble."""
+"""training.serving.ensemble: the mean of the members' logits in every view, the export round trip, the rejection
+offset, the config key, a two-member training run with resume, and the app on an ensemble."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import yaml
 from app import handlers, streaming
 from app.bundle import load_bundle
 from s4 import S4Classifier
-from training import train
-from training.calibrate import set_offset
-from training.config import ConfigError, validate
-from training.data import SC12_CLASSES
-from training.ensemble import Ensemble
-from training.export import FORMAT, ModelFileError, export_model, load_model
-from training.models import build_model
+from training.data.speech_commands import SC12_CLASSES
+from training.fitting import train
+from training.fitting.calibrate import set_offset
+from training.fitting.config import ConfigError, validate
+from training.serving.ensemble import Ensemble
+from training.serving.export import FORMAT, ModelFileError, export_model, load_model
+from training.serving.models import build_model
 
 CAUSAL = {"n_classes": 12, "d_model": 8, "n_layers": 2, "d_state": 8, "pool": [4, 4], "dropout": 0.0}
 FILTERBANK = {

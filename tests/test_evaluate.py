@@ -17,10 +17,10 @@ import torch
 from safetensors.torch import load_file
 
 from s4 import S4Classifier
-from training import evaluate
-from training.data import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
-from training.export import FORMAT, export_model
-from training.models import build_model
+from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES, SILENCE, UNKNOWN, SpeechCommands
+from training.evaluation import evaluate
+from training.serving.export import FORMAT, export_model
+from training.serving.models import build_model
 
 KWARGS = {
     "s4": {"n_classes": 10, "d_model": 4, "n_layers": 2, "d_state": 4, "pool": [16, 4]},
@@ -206,7 +206,7 @@ def test_leak_guard_leaves_out_heard_speakers(tmp_path: Path, capsys, caplog) ->
     root = make_real_folder(tmp_path / "real")
     model = export_for(tmp_path / "m", SC10_CLASSES, heard=[SPEAKERS[0], SPEAKERS[3]])  # one of the test speakers
     out = tmp_path / "r.json"
-    with caplog.at_level(logging.WARNING, logger="training.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="training.evaluation.evaluate"):
         code, printed, _ = run(capsys, "--model", model, "--data", root, "--json", out)
     assert code == 0 and "on 2 clips" in printed
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -220,7 +220,7 @@ def test_leak_guard_leaves_out_heard_speakers(tmp_path: Path, capsys, caplog) ->
 
     caplog.clear()
     unheard = export_for(tmp_path / "u", SC10_CLASSES, heard=[SPEAKERS[0]])
-    with caplog.at_level(logging.WARNING, logger="training.evaluate"):
+    with caplog.at_level(logging.WARNING, logger="training.evaluation.evaluate"):
         assert run(capsys, "--model", unheard, "--data", root, "--json", out)[0] == 0
     assert not caplog.records and json.loads(out.read_text())["excluded"] == 0
     assert json.loads(out.read_text())["rates"]["16000"]["n_clips"] == 4

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.atomic import atomic_write
-from training.export import FORMAT, ModelFileError, export_model, load_model
-from training.inference import dt_scale_for, predict_logits, prepare
-from training.models import build_model
+from training.common.atomic import atomic_write
+from training.serving.export import FORMAT, ModelFileError, export_model, load_model
+from training.serving.inference import dt_scale_for, predict_logits, prepare
+from training.serving.models import build_model
 
 TINY_S4 = {"n_classes": 3, "d_model": 4, "n_layers": 2, "d_state": 4, "pool": [8, 1], "l_max": 1600}
 TINY_CNN = {"n_classes": 3, "n_channels": 4}

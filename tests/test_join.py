@@ -9,11 +9,11 @@ import pytest
 import torch
 
 from s4 import S4Classifier
-from training import join
-from training.calibrate import set_offset
-from training.data import SC12_CLASSES
-from training.ensemble import Ensemble
-from training.export import FORMAT, export_model, load_model
+from training.data.speech_commands import SC12_CLASSES
+from training.fitting import join
+from training.fitting.calibrate import set_offset
+from training.serving.ensemble import Ensemble
+from training.serving.export import FORMAT, export_model, load_model
 
 KWARGS = {
     "n_classes": 12, "d_model": 8, "n_layers": 1, "d_state": 4, "mode": "diag", "bidirectional": True,

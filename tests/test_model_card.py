@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from app.bundle import RATE_SWEEP_SUFFIX, load_bundle
-from training.evaluate import SWEEP_SUFFIX
+from training.evaluation.evaluate import SWEEP_SUFFIX
 
 PROVENANCE = "Speech Commands v0.02 test partition; never score on the official test split"
 

@@ -14,12 +14,13 @@ import torch
 import yaml
 from test_evaluate import SPEAKERS, export_for, make_real_folder
 
-from training import evaluate, train
-from training.config import ConfigError, validate
-from training.data import SC12_CLASSES, Folders, SpeechCommands, open_split
-from training.datamodule import SpeechCommandsDataModule
-from training.export import load_model
-from training.lightning_module import SpeechClassifier
+from training.data.speech_commands import SC12_CLASSES, Folders, SpeechCommands, open_split
+from training.evaluation import evaluate
+from training.fitting import train
+from training.fitting.config import ConfigError, validate
+from training.fitting.datamodule import SpeechCommandsDataModule
+from training.fitting.lightning_module import SpeechClassifier
+from training.serving.export import load_model
 
 # The FLAC folder: two training speakers (the first is also a test speaker of the WAV folder: the one overlap that
 # shows the leak guard reaching across folders), one validation speaker; an empty testing list, as in v0.01's copy.

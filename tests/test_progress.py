@@ -1,5 +1,5 @@
 """Progress output: bars on a terminal; in a file or pipe, plain lines every few seconds and no carriage returns
-(training.progress, training.progress_callback, and their use by the generator and the training CLI)."""
+(training.common.progress, training.fitting.progress_callback, and their use by the generator and the training CLI)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import yaml
 from test_evaluate import make_real_folder
 from tqdm import tqdm
 
-from training.progress import Every, LineProgress, is_terminal, progress_bar
+from training.common.progress import Every, LineProgress, is_terminal, progress_bar
 
 ROOT = Path(__file__).resolve().parents[1]
 

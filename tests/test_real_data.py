@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from training.data import SC10_CLASSES, SC12_CLASSES, SpeechCommands
+from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES, SpeechCommands
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "speech_commands_real"
 pytestmark = pytest.mark.skipif(not REAL.is_dir(), reason="real recordings not present on this machine")

@@ -16,7 +16,7 @@ from test_evaluate import export_for
 from torch import nn
 
 from benchmarks import recipe_score
-from training.data import SC10_CLASSES, SC12_CLASSES
+from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES
 
 # Every clip is a constant level, 0.01 × its code: the stub reads the code back and answers from a table.
 # WAV folder: code 1-10 the ten commands, 11 "bed", 12 the noise recording (silence). FLAC folder: code 1 "yes",

@@ -1,5 +1,6 @@
-"""training.report: Wilson intervals against hand-computed values and scipy, per-class and balanced accuracy from
-a confusion matrix; `training.evaluate` reports them at every rate; training logs and monitors val_balanced_acc."""
+"""training.evaluation.report: Wilson intervals against hand-computed values and scipy, per-class and balanced
+accuracy from a confusion matrix; `training.evaluate` reports them at every rate; training logs and monitors
+val_balanced_acc."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ import torch
 from scipy.stats import binomtest
 from test_evaluate import export_for, make_real_folder
 
-from training import evaluate, train
-from training.config import validate
-from training.data import SC12_CLASSES
-from training.lightning_module import SpeechClassifier
-from training.report import balanced_accuracy, per_class_accuracy, wilson_interval
+from training.data.speech_commands import SC12_CLASSES
+from training.evaluation import evaluate
+from training.evaluation.report import balanced_accuracy, per_class_accuracy, wilson_interval
+from training.fitting import train
+from training.fitting.config import validate
+from training.fitting.lightning_module import SpeechClassifier
 
 
 @pytest.mark.parametrize(

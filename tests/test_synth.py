@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-import training.effects as effects
-import training.synth as synth
-import training.tts as tts
-from training.data import SC10_CLASSES
+import training.data.effects as effects
+import training.data.synth as synth
+import training.data.tts as tts
+from training.data.speech_commands import SC10_CLASSES
 
 needs_tts = pytest.mark.skipif(
     any(shutil.which(p) is None for p in ("sox", *tts.ENGINES)),

@@ -17,13 +17,14 @@ import soundfile as sf
 import torch
 import yaml
 
-from training import augment, lightning_module, train
-from training.checkpoint_io import AtomicCheckpointIO
-from training.config import ConfigError, validate
-from training.data import SILENCE, SpeechCommands
-from training.datamodule import SpeechCommandsDataModule
-from training.export import load_model
-from training.lightning_module import SpeechClassifier, warmup_cosine
+from training.data import augment
+from training.data.speech_commands import SILENCE, SpeechCommands
+from training.fitting import lightning_module, train
+from training.fitting.checkpoint_io import AtomicCheckpointIO
+from training.fitting.config import ConfigError, validate
+from training.fitting.datamodule import SpeechCommandsDataModule
+from training.fitting.lightning_module import SpeechClassifier, warmup_cosine
+from training.serving.export import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from training.audio import load_audio
+from training.serving import load_audio
 
 REAL_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "speech_commands_real"
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")

@@ -14,9 +14,9 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from s4 import param_groups
-from training.augment import mixup
-from training.balance import class_weights
-from training.models import build_model
+from training.data.augment import mixup
+from training.fitting.balance import class_weights
+from training.serving.models import build_model
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int):
@@ -42,9 +42,9 @@ class SpeechClassifier(L.LightningModule):
     With `optim.ema_decay` set, an exponential moving average of the weights is kept beside them (one update per
     training batch, buffers included); validation and export use the average, which with few speakers
     generalises better than the last step's weights. It is a submodule, so checkpoints and resume carry it.
-    With `optim.mixup_alpha` set, training batches are blended (`training.augment.mixup`); training accuracy is
+    With `optim.mixup_alpha` set, training batches are blended (`training.data.augment.mixup`); training accuracy is
     then against each clip's own label, the larger part of its mixture.
-    With `data.balance: weights`, the training loss weighs each class by `training.balance.class_weights` of
+    With `data.balance: weights`, the training loss weighs each class by `training.fitting.balance.class_weights` of
     `class_counts` (the training clips per class); validation loss stays unweighted, comparable across recipes.
     """
 
@@ -104,7 +104,8 @@ class SpeechClassifier(L.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Log "val_balanced_acc": the mean over the classes with validation clips of each one's accuracy, the
-        validation rule's figure (`training.report.balanced_accuracy`); the best checkpoint is chosen by it."""
+        validation rule's figure (`training.evaluation.report.balanced_accuracy`); the best checkpoint is chosen by
+        it."""
         confusion = self.val_confusion.compute()  # summed over DDP processes
         self.val_confusion.reset()
         support = confusion.sum(dim=1)

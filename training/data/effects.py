@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from training.tts import RATE, VOICE_SEMITONES, run_program
+from training.data.tts import RATE, VOICE_SEMITONES, run_program
 
 if TYPE_CHECKING:
-    from training.tts import Voice
+    from training.data.tts import Voice
 
 CLIP = RATE  # samples in a one-second clip
 NOISE_KINDS = ("white", "pink", "brown", "hum", "babble", "fan")

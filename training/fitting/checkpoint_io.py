@@ -1,4 +1,5 @@
-"""Checkpoints saved by `training.atomic.atomic_write`: a temporary file in the target's own folder, then one rename.
+"""Checkpoints saved by `training.common.atomic.atomic_write`: a temporary file in the target's own folder, then one
+rename.
 
 Lightning's default (fsspec transaction) stages the file in the system temp folder and *moves* it: across
 filesystems that is a copy, and a kill during the copy leaves a truncated last.ckpt behind.
@@ -13,7 +14,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from training.atomic import atomic_write
+from training.common.atomic import atomic_write
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

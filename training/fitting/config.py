@@ -13,14 +13,14 @@ from pathlib import Path
 
 import yaml
 
-from training.balance import BALANCE
-from training.ensemble import member_count
-from training.models import MODELS, model_options
+from training.fitting.balance import BALANCE
+from training.serving.ensemble import member_count
+from training.serving.models import MODELS, model_options
 
 DEFAULTS: dict = {
     "seed": 0,
     # Members trained one after another, member i with seed + i and its own folder OUT/member-i, then exported as
-    # one model that averages their logits (training.ensemble). 1: a single model in OUT. Trainer limits such as
+    # one model that averages their logits (training.serving.ensemble). 1: a single model in OUT. Trainer limits such as
     # max_time hold per member.
     "ensemble": 1,
     "model": {"kind": "s4"},  # plus any constructor option of that kind, n_classes excepted (from the data)
@@ -41,7 +41,7 @@ DEFAULTS: dict = {
         # mapping folder name → text.
         "provenance": None,
         # none | sampler (every class drawn equally often, epoch_clips draws an epoch; None: the training set's
-        # size) | weights (cross-entropy weights inversely proportional to the classes' clips). training.balance
+        # size) | weights (cross-entropy weights inversely proportional to the classes' clips). training.fitting.balance
         "balance": "none",
         "epoch_clips": None,
         # The splits to train on. [train, validation] is a final fit: every labelled speaker outside the test

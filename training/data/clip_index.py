@@ -1,4 +1,5 @@
-"""The index of a Speech Commands folder: every clip's length in samples, cached beside the data.
+"""What a Speech Commands folder holds: its description (`describe_data`, from its manifest.json) and its index,
+every clip's length in samples, cached beside the data.
 
 Scanning 100k clips' headers takes a while; the cache is reused while the folders' modification times are
 unchanged, and kept in ~/.cache/s4-speech when the data folder is read-only.
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from training.audio import AudioError
+from training.common.audio import AudioError
 
 log = logging.getLogger(__name__)
 
@@ -79,3 +80,22 @@ def scan(root: Path) -> dict[str, int | str]:
     except OSError as error:
         log.warning("could not write the index cache %s: %s", index_path, error)
     return files
+
+
+def describe_data(root: str | os.PathLike) -> dict:
+    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
+
+    The start of an exported model's "data" record, and of an evaluation report's. "root" is the folder's name
+    only: exported models and reports carry no paths of the machine they came from.
+    """
+    root = Path(root)
+    manifest = root / "manifest.json"
+    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
+    if manifest.is_file():
+        try:
+            data = json.loads(manifest.read_text())
+            info["synthetic"] = bool(data.get("synthetic", False))
+            info["description"] = str(data.get("description", info["description"]))
+        except ValueError:
+            pass  # an unreadable manifest leaves the cautious default
+    return info

@@ -3,7 +3,7 @@
 A tqdm bar redraws itself with carriage returns; written to a file or a pipe (nohup, CI, `| tee`), every redraw
 stays in the log as one more update on the same "line". So when the stream is not a terminal, progress is a
 plain line at most every `LOG_EVERY_S` seconds. `training.synth` uses `progress_bar`, training uses
-`training.progress_callback.LineProgressCallback`; both decide with `is_terminal` and pace with `Every`.
+`training.fitting.progress_callback.LineProgressCallback`; both decide with `is_terminal` and pace with `Every`.
 """
 
 from __future__ import annotations

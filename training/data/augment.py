@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, get_worker_info
 
-from training.audio import load_audio
-from training.data import noise_split_seconds
+from training.common.audio import load_audio
+from training.data.speech_commands import noise_split_seconds
 
 __all__ = ["Augment", "Augmented", "WithNoise", "load_noises", "change_speed", "mixup"]
 

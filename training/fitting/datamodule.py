@@ -1,8 +1,8 @@
 """The Lightning data module: train / validation / test loaders over `SpeechCommands`, of one folder or several
-(`training.data.Folders`: each folder split by its own lists), the training split augmented (`training.augment`)
-when asked. `train_on=("train", "validation")` trains on both splits (a final fit); the validation loader then
-serves nothing, since its clips are training clips. `balance="sampler"` draws the training clips with a
-`training.balance.BalancedSampler`."""
+(`training.data.speech_commands.Folders`: each folder split by its own lists), the training split augmented
+(`training.data.augment`) when asked. `train_on=("train", "validation")` trains on both splits (a final fit); the
+validation loader then serves nothing, since its clips are training clips. `balance="sampler"` draws the training
+clips with a `training.fitting.balance.BalancedSampler`."""
 
 from __future__ import annotations
 
@@ -16,17 +16,17 @@ import lightning as L
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset
 
-from training.augment import Augment, Augmented, load_noises
-from training.balance import BALANCE, BalancedSampler, class_counts
-from training.config import TRAIN_SPLITS
-from training.data import NOISE_FOLDER, open_split
+from training.data.augment import Augment, Augmented, load_noises
+from training.data.speech_commands import NOISE_FOLDER, open_split
+from training.fitting.balance import BALANCE, BalancedSampler, class_counts
+from training.fitting.config import TRAIN_SPLITS
 
 log = logging.getLogger(__name__)
 
 
 class SpeechCommandsDataModule(L.LightningDataModule):
     """Train/validation/test loaders over the Speech Commands folder `root` (or a list of folders); `augment=True`
-    augments the training split with `training.augment.Augment`, whose options (shift_ms, noise_prob, snr_db,
+    augments the training split with `training.data.augment.Augment`, whose options (shift_ms, noise_prob, snr_db,
     gain_db, speed) pass through, and with the training part of every folder's `_background_noise_` (or of
     `noise_dir`). `balance`: "none" shuffles; "sampler" draws `epoch_clips` clips an epoch (None: the training
     set's size), every class equally often; "weights" leaves the loader as "none" (the loss is weighted)."""
@@ -50,7 +50,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         super().__init__()
         unknown = sorted(set(augment_options) - set(inspect.signature(Augment).parameters) - {"noises", "sample_rate"})
         if unknown:
-            raise ValueError(f"unknown augmentation option(s) {', '.join(unknown)} (see training.augment.Augment)")
+            raise ValueError(f"unknown augmentation option(s) {', '.join(unknown)} (see training.data.augment.Augment)")
         if balance not in BALANCE:
             raise ValueError(f"unknown balance {balance!r}; choose one of {', '.join(BALANCE)}")
         roots = [root] if isinstance(root, (str, os.PathLike)) else list(root)

@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from training.audio import DOWNSAMPLE, prepare
+from training.common.audio import DOWNSAMPLE, prepare
 
 __all__ = ["DOWNSAMPLE", "dataset_logits", "dt_scale_for", "dt_scale_used", "predict_logits", "prepare"]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,11 +20,10 @@ import soundfile as sf
 import torch
 from torch.utils.data import ConcatDataset, Dataset
 
-from training.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
-from training.cli import USER_ERRORS, report_error
-from training.clip_index import NATIVE_RATE, SILENCE, scan
-from training.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
-from training.export import describe_data
+from training.common.audio import DOWNSAMPLE, load_audio, pad_or_trim, prepare
+from training.common.cli import USER_ERRORS, report_error
+from training.data.clip_index import NATIVE_RATE, SILENCE, describe_data, scan
+from training.data.download import OFFICIAL_V1_URL, OFFICIAL_V2_URL, download
 
 __all__ = [
     "OFFICIAL_V1_URL", "OFFICIAL_V2_URL", "SC10_CLASSES", "SC12_CLASSES", "SC35_CLASSES", "SILENCE", "UNKNOWN",
@@ -290,7 +288,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as error:
         return report_error(error)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -7,7 +7,7 @@ import inspect
 from torch import nn
 
 from s4 import S4Classifier, S4Options
-from training.cnn import M5
+from training.serving.cnn import M5
 
 MODELS: dict[str, type[nn.Module]] = {"s4": S4Classifier, "cnn": M5}
 

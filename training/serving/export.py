@@ -5,7 +5,7 @@
 
 meta: format, model ("s4" | "cnn"), model_kwargs (constructor kwargs), sample_rate (training rate in Hz),
 clip_samples, classes, data {root, synthetic, subset, protocol, description}, metrics, created, config, and for an
-ensemble (`training.ensemble`) "ensemble": the number of members, each built from model_kwargs.
+ensemble (`training.serving.ensemble`) "ensemble": the number of members, each built from model_kwargs.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 from torch import nn
 
-from training.atomic import atomic_write
-from training.ensemble import combine, member_count
-from training.models import MODELS, build_model
+from training.common.atomic import atomic_write
+from training.serving.ensemble import combine, member_count
+from training.serving.models import MODELS, build_model
 
 FORMAT = "s4-speech-model/1"
 REQUIRED = ("format", "model", "model_kwargs", "sample_rate", "classes")
@@ -31,28 +31,9 @@ class ModelFileError(ValueError):
     """An exported model that cannot be loaded; the message names the file and the problem."""
 
 
-def describe_data(root: str | os.PathLike) -> dict:
-    """{"root", "synthetic", "description"} of a dataset folder, from its manifest.json when it has one.
-
-    The start of an exported model's "data" record, and of an evaluation report's. "root" is the folder's name
-    only: exported models and reports carry no paths of the machine they came from.
-    """
-    root = Path(root)
-    manifest = root / "manifest.json"
-    info = {"root": root.resolve().name, "synthetic": False, "description": "Speech Commands folder (no manifest.json)"}
-    if manifest.is_file():
-        try:
-            data = json.loads(manifest.read_text())
-            info["synthetic"] = bool(data.get("synthetic", False))
-            info["description"] = str(data.get("description", info["description"]))
-        except ValueError:
-            pass  # an unreadable manifest leaves the cautious default
-    return info
-
-
 def test_metrics(results: dict[str, dict]) -> dict[str, float]:
-    """The export's "metrics" from `training.evaluate.evaluate_model` results on the test split: accuracy per rate
-    key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
+    """The export's "metrics" from `training.evaluation.evaluate.evaluate_model` results on the test split: accuracy
+    per rate key, and for a keyword spotter its commands accuracy, commands rejected and non-commands rejected."""
     metrics = {}
     for key, result in results.items():
         metrics[f"test_acc_{key}"] = result["accuracy"]

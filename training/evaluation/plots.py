@@ -104,7 +104,8 @@ def _hz(rate: float) -> str:
 
 
 def rate_sweep_figure(sweep: dict) -> plt.Figure:
-    """Accuracy against the input sampling rate (x log-scaled in Hz), from a `training.evaluate.rate_sweep` dict.
+    """Accuracy against the input sampling rate (x log-scaled in Hz), from a `training.evaluation.evaluate.rate_sweep`
+    dict.
 
     One line per curve (solid: Δ rescaled or a CNN; dashed: S4 with Δ unchanged; gaps where a model could not
     run), a dotted chance line per number of classes, and a grey line at the training rate.

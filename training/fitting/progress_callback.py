@@ -1,4 +1,4 @@
-"""Training progress as plain log lines, for runs whose output goes to a file or a pipe (see training.progress).
+"""Training progress as plain log lines, for runs whose output goes to a file or a pipe (see training.common.progress).
 
 Lines look like "epoch 3/30, step 212/2340, loss 1.8421, 0.52 it/s" and, after each validation,
 "epoch 3/30 validation: val_acc 0.4100, val_loss 1.7012".
@@ -15,7 +15,7 @@ from typing import Any, TextIO
 import lightning as L
 import torch
 
-from training.progress import LOG_EVERY_S, Every, duration_text
+from training.common.progress import LOG_EVERY_S, Every, duration_text
 
 
 def _number(value: Any) -> float | None:
