@@ -213,6 +213,79 @@ def test_gate_ignores_clicks_and_splits_endless_sound() -> None:
     assert [round((u.end - u.start) / 16000, 2) for u in _gate(hum)][:2] == [1.0, 1.0]
 
 
+def _tone(dbfs: float, seconds: float, rate: int = 16000) -> torch.Tensor:
+    """A 440 Hz sine whose RMS level is `dbfs`."""
+    return math.sqrt(2) * 10 ** (dbfs / 20) * torch.sin(2 * math.pi * 440 * torch.arange(round(seconds * rate)) / rate)
+
+
+@pytest.mark.parametrize("room_rms", [0.0, 1e-4], ids=["digital silence", "dither at -80 dBFS"])
+def test_after_silence_a_sound_must_also_reach_the_absolute_floor(room_rms: float) -> None:
+    """A silent room puts the measured floor very low (−120 dB for zeros): being OPEN_DB above it is not enough, a
+    sound must also reach MIN_OPEN_DBFS. 5 dB under it (still 20+ dB above the room) stays closed; 5 dB over opens."""
+    rng = np.random.default_rng(2)
+    room = [torch.tensor(rng.standard_normal(16000), dtype=torch.float32) * room_rms for _ in range(2)]
+    for level, opens in ((live.MIN_OPEN_DBFS - 5, False), (live.MIN_OPEN_DBFS + 5, True)):
+        assert level > -80 + live.OPEN_DB + 10  # far above the room: only the absolute floor can keep it out
+        utterances = _gate(torch.cat([room[0], _tone(level, 0.4), room[1]]))
+        assert len(utterances) == opens, level
+    assert abs(utterances[0].centre / 16000 - 1.2) < 0.01
+
+
+@pytest.mark.parametrize(("confidence", "listed"), [(live.MIN_CONFIDENCE - 0.01, False), (live.MIN_CONFIDENCE, True)])
+def test_commands_under_min_confidence_stay_off_the_list(confidence: float, listed: bool) -> None:
+    """The utterance is heard and classified (the label shows it) either way; the list takes it only when the model
+    is at least MIN_CONFIDENCE sure. The rest of the probability is spread so that "stop" stays on top."""
+    label = {"stop": confidence, "go": (1 - confidence) / 2, "yes": (1 - confidence) / 2}
+    listener = live.Listener(16000, 16000, lambda clip: label, check_noise=False)
+    wave = torch.cat([_silence(0.5), _tone(-20.0, 0.4), _silence(1.2)])
+    for start in range(0, wave.shape[0], 1600):
+        listener.push(wave[start : start + 1600])
+    listener.finish()
+    assert listener.closed == 1 and listener.last[1] == label
+    assert listener.rows() == ([[0.5, "stop", f"{confidence:.0%}"]] if listed else [])
+
+
+def _pieces(wave: torch.Tensor, sizes) -> list[torch.Tensor]:
+    """`wave` cut into consecutive pushes of `sizes` (an int: all alike), the last one whatever remains."""
+    sizes = iter([sizes] * wave.shape[0] if isinstance(sizes, int) else sizes)
+    pieces, start = [], 0
+    while start < wave.shape[0]:
+        size = next(sizes)
+        pieces.append(wave[start : start + size])
+        start += size
+    return pieces
+
+
+def test_gate_and_list_do_not_depend_on_the_push_size() -> None:
+    """The same stream pushed whole, in 0.1 s chunks, in 441-, 7-sample or random pieces: the same utterances, to
+    the sample, and the list classifies the same windows."""
+    rng = np.random.default_rng(3)
+    word = load_audio(EXAMPLES / "off.wav") * 4
+    wave, _ = _with_pauses([word, _tone(-30.0, 0.3), word], [0.9, 0.6, 0.45, 1.1])
+    wave = wave + torch.tensor(rng.standard_normal(wave.shape[0]), dtype=torch.float32) * 0.003  # a room to follow
+    splits = [wave.shape[0], 1600, 441, 7, rng.integers(1, 5000, wave.shape[0]).tolist()]
+
+    def gate(sizes) -> list[live.Utterance]:
+        gate = live.VoiceGate(16000, 16000)
+        return [u for piece in _pieces(wave, sizes) for u in gate.push(piece)] + gate.flush()
+
+    def listen(sizes) -> tuple[list, list[torch.Tensor]]:
+        clips = []
+        listener = live.Listener(16000, 16000, lambda clip: clips.append(clip) or {"stop": 0.9}, check_noise=False)
+        for piece in _pieces(wave, sizes):
+            listener.push(piece)
+        listener.finish()
+        return listener.rows(), clips
+
+    whole = gate(wave.shape[0])
+    assert len(whole) == 3 and all(gate(sizes) == whole for sizes in splits[1:])
+    rows, clips = listen(wave.shape[0])
+    assert len(rows) == 3
+    for sizes in (1600, splits[-1]):  # the 7-sample pushes would only slow the suite: the gate is what they test
+        other_rows, other_clips = listen(sizes)
+        assert other_rows == rows and all(torch.equal(a, b) for a, b in zip(other_clips, clips, strict=True))
+
+
 # ---- engines and models -----------------------------------------------------------------------------------
 
 

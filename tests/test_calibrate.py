@@ -65,6 +65,42 @@ def test_the_floor_holds_at_every_rate() -> None:
     assert calibrate.choose_offset(LABELS, logits, SC12_CLASSES, 1.0) == pytest.approx(0.45)
 
 
+# (labels, logits, floor, the offset chosen). Each case sets two tie-breaks against each other: swapping them, or
+# putting nearness to 0 first, chooses another offset. With floor 1 no offset rejects the unknown word (9 below
+# "yes"): the fallback ranks rejection, then accuracy, then nearness. In every case the silence is rejected above
+# some b, and the "no", where there is one, is right up to b = -1 only.
+SURE_YES, NO_UP_TO_MINUS_1, UNK_NEVER = {YES: 3.0}, {NO: 0.0, UNK: 1.0}, {YES: 9.0, UNK: 0.0}
+FOUR_CLIPS = [YES, NO, UNK, SIL]
+TIE_BREAKS = {
+    # The unknown word is rejected from 0.55: rejection first would give 0.55, nearness first 0.0.
+    "accuracy, then rejection": (FOUR_CLIPS, [SURE_YES, NO_UP_TO_MINUS_1, {UNK: 0.0, YES: 0.5}, {SIL: 5.0}], 0.5, -1.0),
+    # Accuracy equal everywhere, the unknown word rejected from 1.05: nearness first would give 0.0.
+    "rejection, then nearness": ([YES, UNK, SIL], [SURE_YES, {UNK: 0.0, YES: 1.0}, {SIL: 5.0}], 0.5, 1.05),
+    # Unreachable floor, the silence rejected from 1.05 only: accuracy first would give -1.0, nearness first 0.0.
+    "fallback: rejection, then accuracy": (
+        FOUR_CLIPS,
+        [SURE_YES, NO_UP_TO_MINUS_1, UNK_NEVER, {SIL: 0.0, NO: 1.0}],
+        1.0,
+        1.05,
+    ),
+    # Unreachable floor, the silence rejected from -1.95: nearness before accuracy would give 0.0.
+    "fallback: accuracy, then nearness": (
+        FOUR_CLIPS,
+        [SURE_YES, NO_UP_TO_MINUS_1, UNK_NEVER, {SIL: 2.0, NO: 0.0}],
+        1.0,
+        -1.0,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", TIE_BREAKS)
+def test_tie_break_order(case: str, caplog) -> None:
+    labels, rows, floor, expected = TIE_BREAKS[case]
+    with caplog.at_level(logging.WARNING, logger="training.calibrate"):
+        chosen = calibrate.choose_offset(np.array(labels), {"16000": logits_for(rows)}, SC12_CLASSES, floor)
+    assert chosen == pytest.approx(expected) and ("no offset rejects" in caplog.text) == case.startswith("fallback")
+
+
 def test_an_unreachable_floor_takes_the_most_rejecting_offset(caplog) -> None:
     rows = [{YES: 3.0}, {NO: 1.0}, {YES: 1.0}, {YES: 9.0, UNK: 0.0}, {SIL: 2.0}]  # the unknown word: 9 below "yes"
     with caplog.at_level(logging.WARNING, logger="training.fitting.calibrate"):

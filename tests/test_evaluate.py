@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -160,15 +161,17 @@ def test_cli_subprocess_exit_status(tiny_sc10: Path, tmp_path: Path) -> None:
 SPEAKERS = ("0a1b2c3d", "1b2c3d4e", "2c3d4e5f", "3d4e5f60", "4e5f6071")  # train, train, validation, test, test
 
 
-def make_real_folder(root: Path, words=("yes", "no"), silence=False) -> Path:
+def make_real_folder(root: Path, words=("yes", "no"), silence=False, said: dict | None = None) -> Path:
     """Each speaker says each word once, `<word>/<speaker>_nohash_0.wav`; no manifest.json, so "real" data.
 
+    said: {speaker: its words} instead, for speakers of SPEAKERS (those left out say nothing).
     silence: also 2 `_silence_` clips (one in the testing list) and a 12 s noise recording (1 testing cut).
     """
+    said = {speaker: words for speaker in SPEAKERS} if said is None else said
     test, val = [], []
-    for word in words:
-        (root / word).mkdir(parents=True)
-        for k, speaker in enumerate(SPEAKERS):
+    for k, speaker in enumerate(SPEAKERS):
+        for word in said.get(speaker, ()):
+            (root / word).mkdir(parents=True, exist_ok=True)
             relative = f"{word}/{speaker}_nohash_0.wav"
             sf.write(root / relative, 0.1 * np.sin(np.arange(16000) * (0.03 + 0.01 * k)), 16000, subtype="PCM_16")
             (test if k >= 3 else val if k == 2 else []).append(relative)
@@ -202,28 +205,73 @@ def export_for(folder: Path, classes, heard=None, answer: str | None = None) -> 
     return export_model(model, meta, folder / "model.safetensors")
 
 
-def test_leak_guard_leaves_out_heard_speakers(tmp_path: Path, capsys, caplog) -> None:
-    root = make_real_folder(tmp_path / "real")
-    model = export_for(tmp_path / "m", SC10_CLASSES, heard=[SPEAKERS[0], SPEAKERS[3]])  # one of the test speakers
-    out = tmp_path / "r.json"
-    with caplog.at_level(logging.WARNING, logger="training.evaluation.evaluate"):
-        code, printed, _ = run(capsys, "--model", model, "--data", root, "--json", out)
-    assert code == 0 and "on 2 clips" in printed
-    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
-    assert warnings == ["warning: 2 clips of speakers this model was trained or validated on are excluded from scoring"]
-    document = json.loads(out.read_text())
-    assert document["excluded"] == 2 and document["data"]["n_clips"] == 4  # the split's clips, scored or not
-    for entry in document["rates"].values():
-        assert entry["n_clips"] == 2 == sum(map(sum, entry["confusion"]))
-    trained_on = document["model"]["trained_on"]
-    assert trained_on["n_heard_speakers"] == 2 and "heard_speakers" not in trained_on  # the list stays in the model
+# The two test speakers say different words, so the words scored name the clips scored. Training and validation
+# speakers say test words too: a guard that matched on words, or on the wrong split, would show.
+SAID = {
+    SPEAKERS[0]: ("yes", "no", "up", "down", "bed"),
+    SPEAKERS[2]: ("yes", "up"),
+    SPEAKERS[3]: ("yes", "no"),
+    SPEAKERS[4]: ("up", "down", "bed"),
+}
+SPEAKERLESS = {f"{SILENCE}/1043.wav", "_background_noise_/hum.wav#11"}  # silence: no speaker, always scored
+CLASS_OF = {"bed": UNKNOWN, "_background_noise_": SILENCE}  # a clip's class from its folder, where they differ
 
-    caplog.clear()
-    unheard = export_for(tmp_path / "u", SC10_CLASSES, heard=[SPEAKERS[0]])
+
+@pytest.mark.parametrize("snr_db", [None, -6.0])
+@pytest.mark.parametrize(
+    "heard", [(), SPEAKERS[:1], (SPEAKERS[0], SPEAKERS[3]), SPEAKERS[4:], SPEAKERS[3:], ("ffffffff",)]
+)
+def test_leak_guard_scores_exactly_the_clips_of_unheard_speakers(
+    tmp_path: Path, capsys, caplog, monkeypatch, heard: tuple[str, ...], snr_db: float | None
+) -> None:
+    root = make_real_folder(tmp_path / "real", silence=True, said=SAID)
+    model = export_for(tmp_path / "m", SC12_CLASSES, heard=heard, answer="yes")
+    test_clips = {f"{word}/{speaker}_nohash_0.wav": speaker for speaker in SPEAKERS[3:] for word in SAID[speaker]}
+    expected = {clip for clip, speaker in test_clips.items() if speaker not in heard} | SPEAKERLESS
+    excluded = len(test_clips) + len(SPEAKERLESS) - len(expected)
+    split = SpeechCommands(root, "sc12", "test")
+    relative = [Path(path).relative_to(root).as_posix() for path in split.paths]
+    assert set(relative) == set(test_clips) | SPEAKERLESS  # the folder's test split is the table's
+
+    scored: dict[str, torch.Tensor] = {}  # what the model is run on: path → waveform
+    score = evaluate.dataset_logits
+
+    def spy(model, meta, clips, *args):
+        assert not scored  # one model: one pass over the clips for all its rates
+        for index in range(len(clips)):
+            wave, _, path = clips[index]
+            scored[Path(path).relative_to(root).as_posix()] = wave
+        return score(model, meta, clips, *args)
+
+    monkeypatch.setattr(evaluate, "dataset_logits", spy)
+    out = tmp_path / "r.json"
+    noise = () if snr_db is None else ("--snr-db", snr_db)
     with caplog.at_level(logging.WARNING, logger="training.evaluation.evaluate"):
-        assert run(capsys, "--model", unheard, "--data", root, "--json", out)[0] == 0
-    assert not caplog.records and json.loads(out.read_text())["excluded"] == 0
-    assert json.loads(out.read_text())["rates"]["16000"]["n_clips"] == 4
+        code, printed, _ = run(capsys, "--model", model, "--data", root, "--subset", "sc12", *noise, "--json", out)
+    assert code == 0 and set(scored) == expected
+    # Each scored clip gets the input it gets with no guard: the same noise, whatever its neighbours' fate; with
+    # --snr-db every speech clip is mixed, no silence clip.
+    unguarded = split if snr_db is None else evaluate.noisy(split, snr_db)
+    for path, wave in scored.items():
+        assert torch.equal(wave, unguarded[relative.index(path)][0]), path
+    mixed = {path for path, wave in scored.items() if not torch.equal(wave, split[relative.index(path)][0])}
+    assert mixed == (set() if snr_db is None else expected - SPEAKERLESS)
+
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    message = f"warning: {excluded} clips of speakers this model was trained or validated on are excluded from scoring"
+    assert warnings == ([message] if excluded else [])
+    document = json.loads(out.read_text())
+    assert document["excluded"] == excluded and document["data"]["n_clips"] == len(split)  # the split, scored or not
+    assert document["data"].get("snr_db") == snr_db
+    assert document["model"]["trained_on"]["n_heard_speakers"] == len(heard)
+    assert "heard_speakers" not in document["model"]["trained_on"]  # the list stays in the model's JSON
+    # The report's own figures say the same: its confusion rows (true classes) count the expected clips' classes,
+    # and a model that always answers "yes" is right on the expected "yes" clips only.
+    counts = Counter(CLASS_OF.get(clip.split("/")[0], clip.split("/")[0]) for clip in expected)
+    for key, entry in document["rates"].items():
+        assert [sum(row) for row in entry["confusion"]] == [counts[name] for name in entry["labels"]], key
+        assert entry["n_clips"] == len(expected) and entry["accuracy"] == pytest.approx(counts["yes"] / len(expected))
+    assert printed.count(f" on {len(expected)} clips") == len(document["rates"])
 
 
 def test_leak_guard_warning_is_one_line_on_stderr(tmp_path: Path) -> None:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import pytest
 import torch
 
 from training.common.atomic import atomic_write
-from training.serving.export import FORMAT, ModelFileError, export_model, load_model
+from training.serving.export import FORMAT, REQUIRED, ModelFileError, export_model, load_model
 from training.serving.inference import dt_scale_for, predict_logits, prepare
 from training.serving.models import build_model
 
@@ -111,6 +112,29 @@ def test_invalid_json_and_unknown_kind(exported) -> None:
     _expect(path, "unknown model kind 'transformer'")
     description.write_text(json.dumps({"hello": 1}))
     _expect(path, "not an s4-speech model description")
+
+
+@pytest.mark.parametrize("key", REQUIRED)
+def test_a_description_missing_a_key_names_it(exported, key: str) -> None:
+    _, path = exported
+    path.with_suffix(".json").write_text(json.dumps({k: v for k, v in _meta("s4", TINY_S4).items() if k != key}))
+    if key == "format":  # without it the JSON is not recognisable as a model description at all
+        _expect(path, "tiny.json", "not an s4-speech model description")
+    else:
+        _expect(path, "tiny.json", "lacks", key)
+
+
+@pytest.mark.parametrize("missing", ["all the tensors", "half the tensors", "the last byte"])
+def test_a_truncated_weights_file_with_a_valid_header_is_named(exported, missing: str) -> None:
+    """A download or copy cut short: the header (8-byte length, then JSON naming every tensor's byte range) is
+    whole and reads, the tensors it announces are not all there."""
+    _, path = exported
+    data = path.read_bytes()
+    end = 8 + struct.unpack("<Q", data[:8])[0]
+    header = json.loads(data[8:end])
+    assert header["__metadata__"] == {"format": FORMAT} and len(header) > 1  # a valid header, naming tensors
+    path.write_bytes(data[: {"all the tensors": end, "half the tensors": (end + len(data)) // 2}.get(missing, -1)])
+    _expect(path, "tiny.safetensors", "not a safetensors file", "not fully covered")  # safetensors' words for it
 
 
 def test_weights_not_matching_the_config(exported) -> None:

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from s4 import S4Classifier
+from s4.fft import fft_conv
 from s4.frontend import LOG_FLOOR, SSMFilterbank, mel_frequencies, normalize_level
 from s4.ssm import DiagSSM
 
@@ -82,6 +83,37 @@ def test_modes_above_the_nyquist_frequency_switch_off():
         torch.testing.assert_close(ssm.kernel(64, 2.0), reference.kernel(64, 2.0))
     with pytest.raises(ValueError, match="alias_cutoff"):
         DiagSSM(2, 4, alias_cutoff=1.5)
+
+
+def _step_loop(ssm: DiagSSM, u: Tensor, dt_scale: float) -> Tensor:
+    """The recurrent view, u (B, H, L) → y (B, H, L), one `step` per sample from a zero state (float64)."""
+    state, outputs = torch.zeros(*u.shape[:2], ssm.half_state, dtype=torch.complex128), []
+    for t in range(u.shape[-1]):
+        y, state = ssm.step(u[..., t], state, dt_scale)
+        outputs.append(y)
+    return torch.stack(outputs, -1)
+
+
+def test_modes_above_the_nyquist_frequency_switch_off_in_the_recurrent_view_too():
+    """The cutoff acts in `step` and `step_chunk` as in the kernel: at dt_scale 2 the modes at 2.0 and 2.5 rad per
+    sample (4 and 5 > 0.9π) contribute nothing, and the recurrence equals the convolution with the cut kernel."""
+    ssm = DiagSSM(2, 4, alias_cutoff=0.9, dt_min=1.0, dt_max=1.0).double()
+    with torch.no_grad():
+        ssm.imag.copy_(torch.tensor([[0.5, 2.0], [1.0, 2.5]]))
+    without_cut_modes = DiagSSM(2, 4, dt_min=1.0, dt_max=1.0).double()
+    without_cut_modes.load_state_dict(ssm.state_dict())
+    uncut = DiagSSM(2, 4, dt_min=1.0, dt_max=1.0).double()
+    uncut.load_state_dict(ssm.state_dict())
+    u = torch.randn(3, 2, 96, dtype=torch.float64)
+    with torch.no_grad():
+        without_cut_modes.C[:, 1] = 0
+        for dt_scale, reference in ((1.0, uncut), (2.0, without_cut_modes)):  # at dt_scale 1 all are below 0.9π
+            stepped = _step_loop(ssm, u, dt_scale)
+            torch.testing.assert_close(stepped, _step_loop(reference, u, dt_scale), rtol=0, atol=1e-12)
+            torch.testing.assert_close(stepped, fft_conv(u, ssm.kernel(96, dt_scale)), rtol=0, atol=1e-12)
+            start = torch.zeros(3, 2, 2, dtype=torch.complex128)
+            torch.testing.assert_close(ssm.step_chunk(u, start, dt_scale)[0], stepped, rtol=0, atol=1e-12)
+        assert (_step_loop(uncut, u, 2.0) - stepped).abs().max() > 0.1  # the cut modes did carry signal
 
 
 def test_max_frequency_clamps_modes_in_both_views():

@@ -1,7 +1,10 @@
 """S4Classifier: the full waveform in one pass, gradients, streaming, optimiser groups."""
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from s4 import S4Classifier, param_groups
 
@@ -34,9 +37,58 @@ def test_streaming_steps_reproduce_forward(mode):
     assert torch.allclose(streamed, expected, atol=1e-4)
 
 
+def _bidirectional_by_recurrence(s4, u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The SSM part of a bidirectional layer by its recurrent view, u (B, L, H) → (forward, backward), each
+    (B, L, H): channels 0…H−1 of its SSM step through u, channels H…2H−1 through u reversed in time (reversed
+    back). No kernel, no FFT: an independent route to what the layer's two-sided convolution computes."""
+    B, L, H = u.shape
+    both = torch.cat([u, u.flip(1)], dim=-1)  # (B, L, 2H)
+    state, outputs = torch.zeros(B, 2 * H, s4.d_state // 2, dtype=torch.complex128), []
+    for t in range(L):
+        y, state = s4.ssm.step(both[:, t], state)
+        outputs.append(y)
+    y = torch.stack(outputs, 1)
+    return y[..., :H], y[..., H:].flip(1)
+
+
+def _reference_logits(model: S4Classifier, waveform: torch.Tensor, backward: bool = True) -> torch.Tensor:
+    """A LayerNorm, bidirectional, GLU S4Classifier's forward written out in float64: pre-norm residual blocks of
+    S4 (SSMs by recurrence, D skip, GELU, Linear, GLU), a final LayerNorm, the mean over time, the decoder.
+    backward=False leaves the backward direction out (a negative control)."""
+    model = copy.deepcopy(model).double()
+    H = model.d_model
+    x = waveform.double()[..., None] @ model.encoder.weight.T + model.encoder.bias
+    for block in model.blocks:
+        norm, s4 = block.norm.norm, block.s4
+        u = F.layer_norm(x, (H,), norm.weight, norm.bias, norm.eps)
+        forward, backward_part = _bidirectional_by_recurrence(s4, u)
+        y = forward + (backward_part if backward else 0) + s4.D * u
+        x = x + F.glu(s4.output_linear(F.gelu(y)), dim=-1)
+    x = F.layer_norm(x, (H,), model.norm.norm.weight, model.norm.norm.bias, model.norm.norm.eps)
+    return model.decoder(x.mean(1))
+
+
 def test_layer_norm_bidirectional_glu_variant():
+    """The bidirectional + GLU + LayerNorm + n_ssm model against `_reference_logits`, with every parameter
+    randomised first (each SSM copy apart), so that each one matters. Tolerance: the model runs its SSMs in float32
+    (kernels within 1e-4 of float64, relative); two blocks carry that to logits of size ~1 as ≲ 1e-4."""
+    torch.manual_seed(0)
     model = S4Classifier(35, d_model=16, n_layers=2, d_state=8, bidirectional=True, glu=True, norm="layer", n_ssm=2)
-    assert model(torch.randn(3, 1000)).shape == (3, 35)
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.1 * torch.randn_like(parameter) * parameter.abs().mean().clamp(min=0.1))
+    model.eval()
+    # n_ssm = 2 copies per direction, each shared by 8 consecutive channels of 32: 4 distinct Λ, one per group.
+    Lambda = torch.view_as_real(model.blocks[0].s4.ssm.Lambda().detach()).flatten(1)
+    assert Lambda.shape[0] == 32 and [len(torch.unique(group, dim=0)) for group in Lambda.chunk(4)] == [1] * 4
+    assert len(torch.unique(Lambda, dim=0)) == 4
+
+    waveform = torch.randn(3, 300)
+    with torch.no_grad():
+        logits = model(waveform).double()
+        expected, one_way = _reference_logits(model, waveform), _reference_logits(model, waveform, backward=False)
+    assert logits.shape == (3, 35) and (logits - expected).abs().max() < 1e-4
+    assert (logits - one_way).abs().max() > 1e-2  # the backward direction shows far above the tolerance
 
 
 def test_param_groups_split_ssm_and_no_decay_parameters():
