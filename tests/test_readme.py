@@ -20,6 +20,9 @@ from test_download import make_archive, server, url  # noqa: F401 (server is a f
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 REAL_DATA = "../shared/data/speech_commands_real"  # README's real-voice commands; tests swap in generated data
+BOTH_FOLDERS = f"{REAL_DATA} ../shared/data/speech_commands_extra"
+# The tiny generated set is one folder with no other words: nothing to balance "not a command" with, one provenance.
+ONE_TINY_FOLDER = " --set data.balance=none --set data.provenance=null"
 CI = ROOT / ".ci" / "run"
 
 # How each README command is exercised: a pattern → the test that runs it ("ci": .ci/run runs it verbatim).
@@ -132,7 +135,7 @@ def test_data_commands(tmp_path, server):  # noqa: F811
 
 def _tiny_data(command: str, tiny_sc10: Path, tmp_path: Path) -> dict[str, str]:
     """Substitutions that point a README command at the tiny generated set and a temporary runs/ folder."""
-    data = REAL_DATA if REAL_DATA in command else "data/sc10-synth"
+    data = next(folders for folders in (BOTH_FOLDERS, REAL_DATA, "data/sc10-synth") if folders in command)
     return {data: str(tiny_sc10), "runs/": f"{tmp_path}/runs/"}
 
 
@@ -149,7 +152,7 @@ def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
                 f"{short} --model.d_model 8 --model.d_state 8 --model.n_layers 2 --set data.protocol=official",
             )
         else:
-            run(command, _tiny_data(command, tiny_sc10, tmp_path), short)
+            run(command, _tiny_data(command, tiny_sc10, tmp_path), short + (ONE_TINY_FOLDER * (BOTH_FOLDERS in command)))
     for command in commands_matching(r"\.venv/bin/python -m training\.calibrate "):
         assert "rejection offset" in run(command, _tiny_data(command, tiny_sc10, tmp_path))
     evaluations = commands_matching(r"\.venv/bin/python -m training\.evaluate ")
