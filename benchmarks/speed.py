@@ -115,6 +115,7 @@ def run(sections: list[str], quick: bool, device: str, threads: int, baseline: s
                 row["after"] = derived(section, measure(case, repeats, timeout_s=600, env=env), row)
                 if old is not None:
                     row["before"] = derived(section, measure(case, repeats, timeout_s=600, root=old, env=env), row)
+                    row["speedup"] = speedup(section, row)
                 report[section].append(row)
                 print(format_row(section, row), flush=True)
     return report
@@ -145,15 +146,28 @@ def describe(section: str, row: dict) -> str:
     return f"live mode, {row['model']}, {row['rate'] // 1000} kHz, one thread"
 
 
+def speedup(section: str, row: dict) -> float | None:
+    """How many times faster "after" is than "before" (time for the layer, clips/s or real-time factor for the
+    rest); None when either side is missing or skipped."""
+    before, after = row.get("before") or {}, row.get("after") or {}
+    key = {"layer": "time_s", "live": "x_real_time"}.get(section, "clips_per_s")
+    if key not in before or key not in after:
+        return None
+    return before[key] / after[key] if section == "layer" else after[key] / before[key]
+
+
 def format_row(section: str, row: dict) -> str:
     before = _figure(section, row.get("before")) if "before" in row else "—"
-    return f"| {describe(section, row)} | {before} | {_figure(section, row['after'])} |"
+    ratio = speedup(section, row)
+    return f"| {describe(section, row)} | {before} | {_figure(section, row['after'])} | " + (
+        f"{ratio:.2f}x |" if ratio is not None else "— |"
+    )
 
 
 def table(report: dict) -> str:
     """The README table (markdown) of a report."""
     baseline = f"before (`{report['baseline'][:7]}`)" if report.get("baseline") else "before"
-    lines = [f"| case | {baseline} | after |", "| --- | --- | --- |"]
+    lines = [f"| case | {baseline} | after | speed-up |", "| --- | --- | --- | --- |"]
     for section in SECTIONS:
         lines += [format_row(section, row) for row in report.get(section, [])]
     return "\n".join(lines)

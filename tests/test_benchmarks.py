@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.baseline import BASELINE_FILES, baseline_tree, resolve
-from benchmarks.speed import BUNDLED, table
+from benchmarks.speed import BUNDLED, speedup, table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +37,13 @@ def test_unknown_baseline_is_named():
         resolve("no-such-revision")
 
 
+def test_speedup_is_after_over_before_in_each_sections_own_figure():
+    assert speedup("layer", {"before": {"time_s": 3.0}, "after": {"time_s": 1.5}}) == 2.0
+    assert speedup("train", {"before": {"clips_per_s": 10.0}, "after": {"clips_per_s": 45.0}}) == 4.5
+    assert speedup("live", {"before": {"x_real_time": 20.0}, "after": {"x_real_time": 10.0}}) == 0.5
+    assert speedup("evaluate", {"before": {"skipped": "failed"}, "after": {"clips_per_s": 5.0}}) is None
+
+
 def test_table_has_one_row_per_case_with_before_and_after():
     layer = {"time_s": 0.5, "peak_bytes": 200 * 2**20}
     report = {
@@ -48,9 +55,10 @@ def test_table_has_one_row_per_case_with_before_and_after():
                   "after": {"skipped": "failed: x"}}],
     }  # fmt: skip
     lines = table(report).splitlines()
-    assert lines[0] == "| case | before (`f8e3b8e`) | after |" and len(lines) == 5
+    assert lines[0] == "| case | before (`f8e3b8e`) | after | speed-up |" and len(lines) == 5
     assert "diagonal (S4D, Vandermonde)" in lines[2] and lines[2].count("0.50 s, +200.0 MiB") == 2
-    assert lines[3].endswith("| — | 8.0 clips/s (+1.0 GiB) |")
+    assert lines[2].endswith("| 1.00x |")
+    assert lines[3].endswith("| — | 8.0 clips/s (+1.0 GiB) | — |")
     assert "8 kHz" in lines[4] and "skipped (failed: x)" in lines[4]
 
 

@@ -152,7 +152,8 @@ def test_train_and_evaluate_commands(tmp_path, tiny_sc10):
                 f"{short} --model.d_model 8 --model.d_state 8 --model.n_layers 2 --set data.protocol=official",
             )
         else:
-            run(command, _tiny_data(command, tiny_sc10, tmp_path), short + (ONE_TINY_FOLDER * (BOTH_FOLDERS in command)))
+            one_folder = ONE_TINY_FOLDER if BOTH_FOLDERS in command else ""
+            run(command, _tiny_data(command, tiny_sc10, tmp_path), short + one_folder)
     for command in commands_matching(r"\.venv/bin/python -m training\.calibrate "):
         assert "rejection offset" in run(command, _tiny_data(command, tiny_sc10, tmp_path))
     evaluations = commands_matching(r"\.venv/bin/python -m training\.evaluate ")
