@@ -32,8 +32,8 @@ RECIPE, PAPER = "training/configs/sc12-real.yaml", "training/configs/sc10.yaml"
 BUNDLED = "app/default_model/s4-sc12-real.safetensors"  # app.bundle.DEFAULT_MODEL; when missing, a random RECIPE
 SECTIONS = ("layer", "train", "evaluate", "live")
 # glibc moves its mmap threshold up after each large free, so whether a block of a few MiB is served by mmap
-# (returned on free) or from the heap (kept) depends on the order of earlier frees: the same layer peaked 137-204
-# MiB above its start from run to run. A fixed threshold makes the peak repeat to ±2 MiB (and read lower).
+# (returned on free) or from the heap (kept) depends on the order of earlier frees: the diagonal layer peaked
+# 137-168 MiB (DPLR 172-229) above its start from run to run. A fixed threshold makes the peak repeat to ±2 MiB.
 STABLE_MALLOC = {"layer": {"MALLOC_MMAP_THRESHOLD_": str(2**20)}}
 
 
