@@ -18,7 +18,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
 import soundfile as sf
 
@@ -35,6 +34,7 @@ from word_stream import REAL_DATA, real_word_stream  # noqa: E402
 from app import handlers  # noqa: E402
 from app.bundle import DEFAULT_MODEL, load_bundle  # noqa: E402
 from app.ui import EXAMPLES  # noqa: E402
+from benchmarks.live_stream import in_order  # noqa: E402
 
 WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 CLASS_NAMES = [*WORDS, "silence", "not a command"]
@@ -184,15 +184,6 @@ def live_stream(app_url, tmp_path: Path) -> tuple[list[str], list[str], str]:
         finally:
             chromium.close()
     return expected, [row[1] for row in reversed(rows)], status
-
-
-def in_order(expected: list[str], listed: list[str]) -> int:
-    """The longest common subsequence: entries that match what was said, in the order it was said."""
-    table = np.zeros((len(expected) + 1, len(listed) + 1), dtype=int)
-    for i, word in enumerate(expected):
-        for j, entry in enumerate(listed):
-            table[i + 1, j + 1] = table[i, j] + 1 if word == entry else max(table[i, j + 1], table[i + 1, j])
-    return int(table[-1, -1])
 
 
 def check_live(expected: list[str], listed: list[str], status: str) -> None:
