@@ -16,11 +16,12 @@ from test_evaluate import SPEAKERS, export_for, make_real_folder
 
 from training.data.speech_commands import SC12_CLASSES, Folders, SpeechCommands, open_split
 from training.evaluation import evaluate
-from training.fitting import train
+from training.fitting import calibrate, train
 from training.fitting.config import ConfigError, validate
 from training.fitting.datamodule import SpeechCommandsDataModule
 from training.fitting.lightning_module import SpeechClassifier
 from training.serving.export import load_model
+from training.serving.inference import dataset_logits
 
 # The FLAC folder: two training speakers (the first is also a test speaker of the WAV folder: the one overlap that
 # shows the leak guard reaching across folders), one validation speaker; an empty testing list, as in v0.01's copy.
@@ -187,3 +188,19 @@ def test_cli_trains_on_both_folders_from_the_command_line_or_the_config(folders,
     assert "no data: pass --data FOLDER [FOLDER ...] or set data.folders" in capsys.readouterr().err
     with pytest.raises(ConfigError, match="data.folders must be a non-empty list"):
         validate({"data": {"folders": str(real)}})
+
+
+def test_calibration_chooses_the_offset_on_both_folders_validation_speakers(folders, tmp_path: Path) -> None:
+    """`training.calibrate --data REAL EXTRA` (a joined ensemble is calibrated so): the record counts the
+    validation clips of both folders, and the exported model decides on them what the record says."""
+    real, extra = folders
+    path = export_for(tmp_path / "m", SC12_CLASSES)
+    assert calibrate.main(["--model", str(path), "--data", str(real), str(extra), "--rates", "16000"]) == 0
+    model, meta = load_model(path)
+    validation = open_split([real, extra], "sc12", "validation", 16000, "official")
+    alone = open_split([real], "sc12", "validation", 16000, "official")
+    labels, logits = dataset_logits(model, meta, validation, [("16000", 16000, True)])
+    after = meta["calibration"]["after"]["16000"]
+    assert after == calibrate.offset_figures(labels, logits, SC12_CLASSES, 0.0)["16000"]
+    counted = after["commands"]["n_clips"] + after["non_commands"]["n_clips"]
+    assert counted == len(validation) > len(alone)

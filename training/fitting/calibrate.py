@@ -1,6 +1,7 @@
 """How readily a keyword spotter says "not a command", chosen on the validation speakers.
 
     python -m training.calibrate --model runs/sc12-real/model.safetensors --data ../shared/data/speech_commands_real
+    python -m training.calibrate --model runs/e2/model.safetensors --data REAL EXTRA   # several folders together
 
 A 12-class model rejects a clip when `_silence_` or `_unknown_` has its largest logit. One offset b added to both
 rejection logits trades commands wrongly rejected against other words and noise let through. Calibration tries
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from training.common.cli import USER_ERRORS, report_error, require_data_folder
+from training.common.cli import USER_ERRORS, report_error, require_data_folders
 from training.data.speech_commands import Folders, SpeechCommands, open_split
 from training.evaluation.evaluate import REJECT, evaluate_model, keyword_report, rate_variants, subset_of
 from training.serving.export import export_model, load_model, test_metrics
@@ -116,7 +117,7 @@ def set_offset(model: nn.Module, classes: Sequence[str], offset: float, previous
 def calibrate(
     model: nn.Module,
     meta: dict,
-    validation: SpeechCommands,
+    validation: SpeechCommands | Folders,
     rates: Sequence[int],
     min_non_commands_rejected: float,
     downsample: str = "resample",
@@ -158,7 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training.calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--model", required=True, type=Path, help="exported 12-class model (.safetensors or .json)")
-    parser.add_argument("--data", required=True, type=Path, help="the dataset folder it was trained on")
+    trained_on = "the dataset folder(s) it was trained on: their validation splits together choose the offset"
+    parser.add_argument("--data", required=True, type=Path, nargs="+", help=trained_on)
     floor = "the fraction of the validation split's non-commands to reject, at every rate (default 0.85)"
     parser.add_argument("--min-non-commands-rejected", type=float, default=0.85, help=floor)
     parser.add_argument("--rates", type=int, nargs="+", default=[16000, 8000], help="rates to calibrate at")
@@ -170,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = build_parser().parse_args(argv)
     try:
-        require_data_folder(args.data)
+        require_data_folders(args.data)
         model, meta = load_model(args.model)
         require_unheard_validation(meta, args.model)
         protocol, subset = meta.get("data", {}).get("protocol", "official"), subset_of(meta["classes"])
@@ -178,7 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)
         if isinstance(meta.get("config"), dict):  # the recipe that gives this model now includes the calibration
             meta["config"]["calibration"] = {"min_non_commands_rejected": args.min_non_commands_rejected}
-        test = SpeechCommands(args.data, subset, "test", meta["sample_rate"], protocol)
+        test = open_split(args.data, subset, "test", meta["sample_rate"], protocol)
         # The export's test metrics were measured before the offset: measure them again, as training does.
         meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
         path = export_model(model, meta, args.out or args.model.with_suffix(".safetensors"))
