@@ -2,6 +2,7 @@
 speakers of every data folder, at 16 kHz and at 8 kHz.
 
     python -m benchmarks.recipe_score --model runs/sc12-val/model.safetensors --data REAL [EXTRA ...] [--json OUT]
+    python -m benchmarks.recipe_score --model runs/v21/model.safetensors --data REAL EXTRA --against runs/v20/model.json
 
 The model is the *validated* run of a recipe: trained without the validation speakers, which chose its rejection
 offset (`training.calibrate`). Its JSON lists them as heard, so `training.evaluate` would leave them out; here
@@ -13,8 +14,10 @@ weighs the same however many clips it has), at 16 kHz and at 8 kHz with Δ doubl
 two. 95% intervals: Wilson for each class; for a balanced accuracy the normal approximation of a mean of K
 independent proportions, ± z·√(Σ_c p̃_c(1 − p̃_c)/n_c)/K with p̃_c = (k_c + 2)/(n_c + 4)
 (`training.evaluation.report.balanced_accuracy`); for the score the mean of the two rates' half-widths, since the same
-clips are scored at both rates (errors taken as fully correlated: the widest case). Writes
-benchmarks/results/recipe-score-<run folder>-<date>.json, or --json PATH.
+clips are scored at both rates (errors taken as fully correlated: the widest case). `--against OTHER` adds a
+paired comparison with another validated model on the same clips at each rate: the clips only one of them gets
+right and the exact McNemar p-value (`training.evaluation.report.paired_comparison`), which sees a difference that
+two overlapping intervals cannot. Writes benchmarks/results/recipe-score-<run folder>-<date>.json, or --json PATH.
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from benchmarks.common import machine, write_json
 from training.common.cli import USER_ERRORS, report_error, require_data_folders
 from training.data.speech_commands import SC12_CLASSES, open_split
 from training.evaluation.evaluate import evaluate_model
-from training.evaluation.report import with_interval
+from training.evaluation.report import paired_comparison, with_interval
 from training.fitting.calibrate import require_unheard_validation
 from training.serving import load_model
+from training.serving.inference import dataset_logits
 
 RULE_RATES = (16000, 8000)
 
@@ -62,6 +66,24 @@ def validation_results(model_path: Path, roots: Sequence[Path]) -> dict[str, dic
     return results
 
 
+def paired_results(model_path: Path, other_path: Path, roots: Sequence[Path]) -> dict[str, dict]:
+    """{rate key: `paired_comparison`} of two validated models on the validation clips of `roots` at RULE_RATES
+    (Δ rescaled)."""
+    answers = []
+    for path in (model_path, other_path):
+        model, meta = load_model(path)
+        require_unheard_validation(meta, path)
+        if tuple(meta["classes"]) != SC12_CLASSES:
+            raise ValueError(f"{path}: only 12-class models compare clip by clip under the rule")
+        validation = open_split(
+            roots, "sc12", "validation", meta["sample_rate"], meta.get("data", {}).get("protocol", "official")
+        )
+        runs = [(str(rate), rate, True) for rate in RULE_RATES]
+        labels, logits = dataset_logits(model, meta, validation, runs)
+        answers.append({key: values.argmax(-1) == labels for key, values in logits.items()})
+    return {key: paired_comparison(answers[0][key], answers[1][key]) for key in answers[0]}
+
+
 def _print(results: dict[str, dict], score: dict, names: str) -> None:
     keys = list(results)
     n_clips = results[keys[0]]["n_clips"]
@@ -81,16 +103,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("--model", type=Path, required=True, help="the validated run's exported 12-class model")
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="the Speech Commands folders it used")
+    parser.add_argument("--against", type=Path, help="another validated model: compare the two clip by clip")
     parser.add_argument("--json", type=Path, help="write the JSON here (default: benchmarks/results/...)")
     args = parser.parse_args(argv)
     try:
         require_data_folders(args.data)
         results = validation_results(args.model, args.data)
+        paired = paired_results(args.model, args.against, args.data) if args.against else None
     except USER_ERRORS as error:
         return report_error(error)
     score = recipe_score([result["balanced_accuracy"] for result in results.values()])
     names = " + ".join(folder.resolve().name for folder in args.data)
     _print(results, score, names)
+    for key, comparison in (paired or {}).items():
+        print(f"{key} Hz against {args.against}: right {comparison['right'][0]} vs {comparison['right'][1]} of"
+              f" {comparison['n_clips']}; only this model {comparison['only_a']}, only the other"
+              f" {comparison['only_b']}; exact McNemar p = {comparison['p']:.3f}")  # fmt: skip
     rates = {
         key: {name: result[name] for name in ("balanced_accuracy", "per_class_accuracy", "accuracy", "n_clips")}
         for key, result in results.items()
@@ -98,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {"model": str(args.model), "data": [folder.resolve().name for folder in args.data],
                "split": "validation", "rule": "balanced accuracy over 12 classes, mean of 16 and 8 kHz",
                **score, "rates": rates, "machine": machine()}  # fmt: skip
+    if paired:
+        payload["against"] = {"model": str(args.against), "rates": paired}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=1) + "\n")

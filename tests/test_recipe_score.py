@@ -17,6 +17,7 @@ from torch import nn
 
 from benchmarks import recipe_score
 from training.data.speech_commands import SC10_CLASSES, SC12_CLASSES
+from training.evaluation.report import paired_comparison
 
 # Every clip is a constant level, 0.01 × its code: the stub reads the code back and answers from a table.
 # WAV folder: code 1-10 the ten commands, 11 "bed", 12 the noise recording (silence). FLAC folder: code 1 "yes",
@@ -118,3 +119,49 @@ def test_refuses_what_the_rule_cannot_score(tmp_path: Path, stubbed: Path, monke
     ten = export_for(tmp_path / "ten", SC10_CLASSES)
     assert recipe_score.main(["--model", str(ten), "--data", str(real)]) == 2
     assert "the rule scores 12-class models" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("only_a", "only_b", "same"), [(0, 0, 3), (1, 2, 4), (0, 5, 1), (7, 2, 0), (20, 9, 5)])
+def test_paired_comparison_is_the_exact_two_sided_binomial_test(only_a: int, only_b: int, same: int) -> None:
+    right_a = [True] * only_a + [False] * only_b + [True] * same + [False]
+    right_b = [False] * only_a + [True] * only_b + [True] * same + [False]
+    paired = paired_comparison(right_a, right_b)
+    assert (paired["only_a"], paired["only_b"], paired["n_clips"]) == (only_a, only_b, len(right_a))
+    assert paired["right"] == [only_a + same, only_b + same]
+    expected = binomtest(only_b, only_a + only_b).pvalue if only_a + only_b else 1.0
+    assert paired["p"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="the same clips"):
+        paired_comparison(right_a, right_b[:-1])
+
+
+class BetterStub(Stub):
+    """The stub with the FLAC folder's up and cat answered right at 16 kHz (8 kHz as the stub)."""
+
+    def forward(self, waveform: torch.Tensor, dt_scale: float = 1.0) -> torch.Tensor:
+        logits = super().forward(waveform, dt_scale)
+        if dt_scale == 1.0:
+            length = waveform.shape[-1]
+            codes = (waveform[:, length // 4 : 3 * length // 4].median(dim=-1).values * 100).round().long()
+            logits[codes == 13] = torch.eye(12)[2]  # up
+            logits[codes == 14] = torch.eye(12)[11]  # cat: not a command
+        return logits
+
+
+def test_against_compares_two_models_clip_by_clip(tmp_path: Path, stubbed: Path, monkeypatch, capsys) -> None:
+    real, extra = make_folders(tmp_path)
+    other = export_for(tmp_path / "other", SC12_CLASSES, heard=["bbbb2222"])
+    meta = json.loads(stubbed.with_suffix(".json").read_text())
+    meta["model"] = "s4"
+    monkeypatch.setattr(recipe_score, "load_model", lambda path: (Stub() if path == stubbed else BetterStub(), meta))
+    out = tmp_path / "score.json"
+    args = ["--model", str(stubbed), "--data", str(real), str(extra), "--against", str(other), "--json", str(out)]
+    assert recipe_score.main(args) == 0
+    against = json.loads(out.read_text())["against"]
+    # 15 validation clips; at 16 kHz the stub misses up and cat of the FLAC folder, which the other gets right.
+    assert against["rates"]["16000"] == {"right": [13, 15], "n_clips": 15, "only_a": 0, "only_b": 2, "p": 0.5}
+    assert against["rates"]["8000"] == {"right": [12, 12], "n_clips": 15, "only_a": 0, "only_b": 0, "p": 1.0}
+    assert "16000 Hz against" in capsys.readouterr().out
+    meta_ten = {**meta, "classes": list(SC10_CLASSES)}
+    monkeypatch.setattr(recipe_score, "load_model", lambda path: (Stub(), meta if path == stubbed else meta_ten))
+    assert recipe_score.main(args) == 2
+    assert "only 12-class models compare" in capsys.readouterr().err

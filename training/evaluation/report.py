@@ -57,6 +57,21 @@ def balanced_accuracy(per_class: dict[str, dict], z: float = Z95) -> dict:
     return {"accuracy": mean, "interval": (mean - half, mean + half), "n_classes": len(present), "missing": missing}
 
 
+def paired_comparison(right_a: Sequence[bool], right_b: Sequence[bool]) -> dict:
+    """Two models on the same clips, each clip right or wrong (n,) → {"right": [k_a, k_b], "n_clips", "only_a",
+    "only_b", "p"}: the clips only one of them gets right, and the exact McNemar p-value (McNemar 1947): under
+    "equally good" each such clip goes either way with probability 1/2, p = P(a two-sided binomial this uneven).
+    Paired clips see a difference that two independent intervals of a few points would hide."""
+    if len(right_a) != len(right_b):
+        raise ValueError(f"a paired comparison needs the same clips, got {len(right_a)} and {len(right_b)} answers")
+    only_a = sum(1 for a, b in zip(right_a, right_b, strict=True) if a and not b)
+    only_b = sum(1 for a, b in zip(right_a, right_b, strict=True) if b and not a)
+    n = only_a + only_b
+    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1)) / 2**n
+    return {"right": [int(sum(map(bool, right_a))), int(sum(map(bool, right_b)))], "n_clips": len(right_a),
+            "only_a": only_a, "only_b": only_b, "p": min(1.0, 2 * tail)}  # fmt: skip
+
+
 def with_interval(value: float | None, interval: Sequence[float]) -> str:
     """ "0.9230 [0.9012, 0.9405]"; "—" for a figure without clips."""
     return "—" if value is None else f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
