@@ -96,7 +96,12 @@ def build_demo(bundle: LoadedModel | None, load_error: str | None = None) -> gr.
             control.change(on_audio, [audio_in, rate, compare], outputs, api_name=False)
         compare.change(lambda show: gr.update(visible=show), [compare], [label_raw], api_name=False)
         rate.change(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
-        demo.load(on_rate, [rate], [note, kernel_plot, delta], api_name=False)
+        # Live mode opens once the page's load event has answered: a Record pressed while it was still in flight
+        # could lose the stream's start on a busy server (Gradio's client; nothing then reached the server).
+        demo.load(
+            lambda choice: (*on_rate(choice), gr.update(interactive=bundle is not None)),
+            [rate], [note, kernel_plot, delta, mic], api_name=False,
+        )  # fmt: skip
         live_outputs = [live_label, live_status, live_heard, session]
         mic.start_recording(lambda: (None, "", [], None), None, live_outputs, api_name=False)
         mic.stream(
@@ -150,7 +155,7 @@ def _live_panel(bundle: LoadedModel | None) -> tuple:
         with gr.Row():
             mic = gr.Audio(
                 sources=["microphone"], streaming=True, label="Microphone (live)", elem_id="live_in",
-                interactive=bundle is not None,
+                interactive=False,  # until the page has loaded (build_demo)
             )  # fmt: skip
             engines = available_engines(bundle)
             engine = gr.Radio(

@@ -71,8 +71,7 @@ def open_page(playwright, url: str, microphone: Path):
     page.set_default_timeout(PAGE_MS)
     page.goto(url)
     page.wait_for_selector("#audio_in")
-    # The page's load event has answered: a Record pressed while it is still in flight can lose the live stream's
-    # start on a loaded machine (Gradio's client; the stream then never reaches the server).
+    # The page's load event has answered (it also opens live mode: app.ui.build_demo), so the page is ready.
     wait_for_text(page, "#rate_note", "The model hears")
     return chromium, page
 
