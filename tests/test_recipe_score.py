@@ -34,10 +34,14 @@ class Stub(nn.Module):
         self.anchor = nn.Parameter(torch.zeros(()))  # where predict_logits finds the device
 
     def forward(self, waveform: torch.Tensor, dt_scale: float = 1.0) -> torch.Tensor:
-        length = waveform.shape[-1]
-        codes = (waveform[:, length // 4 : 3 * length // 4].median(dim=-1).values * 100).round().long()
         table = CODES_16K if dt_scale == 1.0 else CODES_8K
-        return torch.eye(12)[[table[int(code)] for code in codes]]
+        return torch.eye(12)[[table[int(code)] for code in codes_of(waveform)]]
+
+
+def codes_of(waveform: torch.Tensor) -> torch.Tensor:
+    """(B, L) → (B,) each clip's code: the level of its middle second half × 100."""
+    length = waveform.shape[-1]
+    return (waveform[:, length // 4 : 3 * length // 4].median(dim=-1).values * 100).round().long()
 
 
 def _write(path: Path, code: int, seconds: float = 1.0, **options) -> None:
@@ -140,8 +144,7 @@ class BetterStub(Stub):
     def forward(self, waveform: torch.Tensor, dt_scale: float = 1.0) -> torch.Tensor:
         logits = super().forward(waveform, dt_scale)
         if dt_scale == 1.0:
-            length = waveform.shape[-1]
-            codes = (waveform[:, length // 4 : 3 * length // 4].median(dim=-1).values * 100).round().long()
+            codes = codes_of(waveform)
             logits[codes == 13] = torch.eye(12)[2]  # up
             logits[codes == 14] = torch.eye(12)[11]  # cat: not a command
         return logits
