@@ -27,14 +27,16 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from benchmarks.common import machine, write_json
 from training.common.cli import USER_ERRORS, report_error, require_data_folders
 from training.data.speech_commands import SC12_CLASSES, open_split
-from training.evaluation.evaluate import evaluate_model
+from training.evaluation.evaluate import rate_report
 from training.evaluation.report import paired_comparison, with_interval
 from training.fitting.calibrate import require_unheard_validation
 from training.serving import load_model
-from training.serving.inference import dataset_logits
+from training.serving.inference import dataset_logits, dt_scale_used
 
 RULE_RATES = (16000, 8000)
 
@@ -49,16 +51,26 @@ def recipe_score(balanced: Sequence[dict]) -> dict:
     return {"score": score, "interval": [score - half, score + half]}
 
 
-def validation_results(model_path: Path, roots: Sequence[Path]) -> dict[str, dict]:
-    """{rate key: `training.evaluation.evaluate.rate_report`} of the model at `model_path` on the validation split
-    of every folder in `roots`, its heard validation speakers scored; every class must have clips there."""
+def validation_answers(model_path: Path, roots: Sequence[Path]) -> tuple[np.ndarray, dict[str, np.ndarray], dict]:
+    """Labels (n,), {rate key: predicted class (n,)} at RULE_RATES (Δ rescaled) and the JSON of the validated
+    12-class model at `model_path`, on the validation clips of every folder in `roots`, its heard validation
+    speakers included: one pass, which the score and a clip-by-clip comparison both read."""
     model, meta = load_model(model_path)
     require_unheard_validation(meta, model_path)
     if tuple(meta["classes"]) != SC12_CLASSES:
         raise ValueError(f"{model_path}: the rule scores 12-class models ({', '.join(SC12_CLASSES)})")
     protocol = meta.get("data", {}).get("protocol", "official")
     validation = open_split(roots, "sc12", "validation", meta["sample_rate"], protocol)
-    results = evaluate_model(model, meta, validation, RULE_RATES, heard=[])
+    labels, logits = dataset_logits(model, meta, validation, [(str(rate), rate, True) for rate in RULE_RATES])
+    return labels, {key: values.argmax(-1) for key, values in logits.items()}, meta
+
+
+def validation_results(labels: np.ndarray, predicted: dict[str, np.ndarray], meta: dict, roots: Sequence[Path]) -> dict:
+    """{rate key: `training.evaluation.evaluate.rate_report`} of `validation_answers`; every class must have clips."""
+    results = {
+        str(rate): rate_report(labels, predicted[str(rate)], SC12_CLASSES, dt_scale_used(meta, rate, True))
+        for rate in RULE_RATES
+    }
     missing = results[str(RULE_RATES[0])]["balanced_accuracy"]["missing"]
     if missing:
         names = " + ".join(root.name for root in roots)
@@ -66,22 +78,15 @@ def validation_results(model_path: Path, roots: Sequence[Path]) -> dict[str, dic
     return results
 
 
-def paired_results(model_path: Path, other_path: Path, roots: Sequence[Path]) -> dict[str, dict]:
-    """{rate key: `paired_comparison`} of two validated models on the validation clips of `roots` at RULE_RATES
-    (Δ rescaled)."""
-    answers = []
-    for path in (model_path, other_path):
-        model, meta = load_model(path)
-        require_unheard_validation(meta, path)
-        if tuple(meta["classes"]) != SC12_CLASSES:
-            raise ValueError(f"{path}: only 12-class models compare clip by clip under the rule")
-        validation = open_split(
-            roots, "sc12", "validation", meta["sample_rate"], meta.get("data", {}).get("protocol", "official")
-        )
-        runs = [(str(rate), rate, True) for rate in RULE_RATES]
-        labels, logits = dataset_logits(model, meta, validation, runs)
-        answers.append({key: values.argmax(-1) == labels for key, values in logits.items()})
-    return {key: paired_comparison(answers[0][key], answers[1][key]) for key in answers[0]}
+def paired_results(
+    labels: np.ndarray, predicted: dict[str, np.ndarray], other_path: Path, roots: Sequence[Path]
+) -> dict[str, dict]:
+    """{rate key: `paired_comparison`} of the answers of `validation_answers` against those of the validated
+    model at `other_path` on the same clips."""
+    other_labels, other_predicted, _ = validation_answers(other_path, roots)
+    if not np.array_equal(labels, other_labels):  # the same folders give the same clips in the same order
+        raise ValueError(f"{other_path} was given other validation clips than the scored model")
+    return {key: paired_comparison(predicted[key] == labels, other_predicted[key] == labels) for key in predicted}
 
 
 def _print(results: dict[str, dict], score: dict, names: str) -> None:
@@ -108,8 +113,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         require_data_folders(args.data)
-        results = validation_results(args.model, args.data)
-        paired = paired_results(args.model, args.against, args.data) if args.against else None
+        labels, predicted, meta = validation_answers(args.model, args.data)
+        results = validation_results(labels, predicted, meta, args.data)
+        paired = paired_results(labels, predicted, args.against, args.data) if args.against else None
     except USER_ERRORS as error:
         return report_error(error)
     score = recipe_score([result["balanced_accuracy"] for result in results.values()])

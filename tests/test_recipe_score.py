@@ -167,4 +167,4 @@ def test_against_compares_two_models_clip_by_clip(tmp_path: Path, stubbed: Path,
     meta_ten = {**meta, "classes": list(SC10_CLASSES)}
     monkeypatch.setattr(recipe_score, "load_model", lambda path: (Stub(), meta if path == stubbed else meta_ten))
     assert recipe_score.main(args) == 2
-    assert "only 12-class models compare" in capsys.readouterr().err
+    assert f"{other}: the rule scores 12-class models" in capsys.readouterr().err

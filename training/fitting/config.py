@@ -196,17 +196,39 @@ def provenance_of(config: dict, names: Sequence[str]) -> dict[str, str | None]:
 
 
 def load_config(path: str | os.PathLike) -> dict:
-    """Read a YAML config (not yet validated)."""
-    path = Path(path)
+    """Read a YAML config (not yet validated). A config may start from another with `extends: OTHER.yaml` (a path
+    relative to its own folder): its sections are merged over OTHER's key by key, and a list or value replaces
+    OTHER's, so a variant states only what it changes."""
+    return _read_config(Path(path), ())
+
+
+def _read_config(path: Path, chain: tuple[Path, ...]) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file {path} not found")
+    if path.resolve() in chain:
+        raise ConfigError(f"config file {path} extends itself through {' -> '.join(str(p) for p in chain)}")
     try:
         config = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config file {path} is not valid YAML: {str(error).splitlines()[0]}") from error
     if not isinstance(config, dict):
         raise ConfigError(f"config file {path} must hold a mapping of sections")
-    return config
+    base = config.pop("extends", None)
+    if base is None:
+        return config
+    if not isinstance(base, str):
+        raise ConfigError(f"'extends' in {path} must be the path of another config file, got {base!r}")
+    return _deep_update(_read_config(path.parent / base, (*chain, path.resolve())), config)
+
+
+def _deep_update(base: dict, changes: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_update(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def apply_override(config: dict, dotted: str, value: str) -> None:
