@@ -64,6 +64,22 @@ def test_joined_export_is_the_mean_of_the_uncalibrated_members(tmp_path: Path) -
     assert [(entry["seed"], entry["offset"]) for entry in meta["joined_from"]] == [(0, -0.85), (1, 0.35)]
 
 
+def test_a_final_fits_members_join_with_the_recipes_fixed_offset(tmp_path: Path, capsys) -> None:
+    a = _run(tmp_path / "a.safetensors", seed=0, offset=-0.45, heard=["s1"])
+    b = _run(tmp_path / "b.safetensors", seed=1, offset=-0.45, heard=["s2"])
+    plain, fixed = tmp_path / "ab.safetensors", tmp_path / "ab-fixed.safetensors"
+    assert join.main([str(a), str(b), "--out", str(plain)]) == 0
+    assert join.main([str(a), str(b), "--out", str(fixed), "--offset", "-0.6"]) == 0
+    assert "rejection offset -0.6" in capsys.readouterr().out
+    (without, _), (model, meta) = load_model(plain), load_model(fixed)
+    assert meta["calibration"] == {"offset": -0.6, "split": None}
+    x = torch.randn(2, 8000)
+    reject = [SC12_CLASSES.index(name) for name in ("_silence_", "_unknown_")]
+    shift = torch.zeros(12)
+    shift[reject] = -0.6
+    torch.testing.assert_close(model(x, 2.0), without(x, 2.0) + shift)
+
+
 def test_runs_that_cannot_form_one_ensemble_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     a = _run(tmp_path / "a.safetensors", seed=0, offset=0.0, heard=[])
     other_rate = _run(tmp_path / "rate.safetensors", seed=1, offset=0.0, heard=[], sample_rate=8000)

@@ -2,11 +2,14 @@
 
     python -m training.join runs/a/model.safetensors runs/b/model.safetensors --out runs/ab/model.safetensors
     python -m training.calibrate --model runs/e2/model.safetensors --data DIR   # one offset for the ensemble
+    python -m training.join runs/final-0/model.safetensors runs/final-1/model.safetensors --offset -0.45 --out ...
 
 The result is what config `ensemble: n` trains in one command (`training.serving.ensemble`: the mean of the members'
 logits), built from runs that already exist, so that a recipe's ensemble can be scored without training it again.
 The runs must share the model kind, its options, the classes and the sampling rate. Each member's rejection
-offset is undone: an ensemble's offset is chosen for the ensemble (`training.calibrate`). The leak guard's
+offset is undone: an ensemble's offset is chosen for the ensemble (`training.calibrate`), or, for members that
+heard their validation speakers (a final fit, which nothing is left to calibrate), fixed with `--offset X`: the
+one chosen for the recipe's validated ensemble, as config `calibration.offset` does. The leak guard's
 "heard_speakers" is the union of the members' lists, and "joined_from" names each run, its seed and its offset.
 The members' test metrics describe the members, so only the parameter count is kept.
 """
@@ -28,8 +31,9 @@ from training.serving.export import export_model, load_model
 SHARED = ("model", "model_kwargs", "sample_rate", "clip_samples", "classes")
 
 
-def join(paths: Sequence[Path]) -> tuple[Ensemble, dict]:
-    """Exported single models (n ≥ 2) → (their `Ensemble` with no rejection offset, its export meta)."""
+def join(paths: Sequence[Path], offset: float | None = None) -> tuple[Ensemble, dict]:
+    """Exported single models (n ≥ 2) → (their `Ensemble`, its export meta); the ensemble's rejection offset is
+    `offset` (recorded as fixed, not chosen on it), or none."""
     if len(paths) < 2:
         raise ValueError(f"joining needs at least 2 exported models, got {len(paths)}")
     if len(set(map(Path.resolve, map(Path, paths)))) != len(paths):
@@ -64,6 +68,9 @@ def join(paths: Sequence[Path]) -> tuple[Ensemble, dict]:
         }
         for path, meta in zip(paths, metas, strict=True)
     ]
+    if offset is not None:
+        set_offset(ensemble, joined["classes"], offset)
+        joined["calibration"] = {"offset": offset, "split": None}
     return ensemble, joined
 
 
@@ -73,15 +80,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("models", nargs="+", type=Path, help="exported single models (.safetensors or .json)")
     parser.add_argument("--out", required=True, type=Path, help="where to write the ensemble (.safetensors)")
+    parser.add_argument(
+        "--offset", type=float, help="a fixed rejection offset for a final fit's members (default: none)"
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        ensemble, meta = join(args.models)
+        ensemble, meta = join(args.models, args.offset)
         path = export_model(ensemble, meta, args.out)
     except USER_ERRORS as error:
         return report_error(error)
-    print(f"wrote {path}: an ensemble of {meta['ensemble']}; calibrate it with python -m training.calibrate")
+    then = "; calibrate it with python -m training.calibrate"
+    if args.offset is not None:
+        then = f", rejection offset {args.offset:+g} (fixed)"
+    print(f"wrote {path}: an ensemble of {meta['ensemble']}{then}")
     return 0
