@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_evaluate import make_real_folder
 
 from s4 import S4Classifier
-from training.data.speech_commands import SC12_CLASSES
+from training.data.speech_commands import SC12_CLASSES, SpeechCommands
+from training.evaluation.evaluate import evaluate_model
 from training.fitting import join
 from training.fitting.calibrate import set_offset
+from training.serving import export
 from training.serving.ensemble import Ensemble
 from training.serving.export import FORMAT, export_model, load_model
 
@@ -78,6 +81,20 @@ def test_a_final_fits_members_join_with_the_recipes_fixed_offset(tmp_path: Path,
     shift = torch.zeros(12)
     shift[reject] = -0.6
     torch.testing.assert_close(model(x, 2.0), without(x, 2.0) + shift)
+
+
+def test_data_measures_the_ensembles_own_test_metrics(tmp_path: Path) -> None:
+    root = make_real_folder(tmp_path / "real", words=("yes", "no", "bed"), silence=True)
+    a = _run(tmp_path / "a.safetensors", seed=0, offset=-0.45, heard=[])
+    b = _run(tmp_path / "b.safetensors", seed=1, offset=-0.45, heard=[])
+    out = tmp_path / "ab.safetensors"
+    assert join.main([str(a), str(b), "--out", str(out), "--offset", "-0.45", "--data", str(root)]) == 0
+    model, meta = load_model(out)
+    test = SpeechCommands(root, "sc12", "test")
+    with torch.no_grad():
+        expected = export.test_metrics(evaluate_model(model, meta, test, [16000, 8000]))
+    assert meta["metrics"] == {**expected, "n_parameters": sum(p.numel() for p in model.parameters())}
+    assert "test_commands_acc_8000" in meta["metrics"]
 
 
 def test_runs_that_cannot_form_one_ensemble_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

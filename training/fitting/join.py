@@ -11,7 +11,8 @@ offset is undone: an ensemble's offset is chosen for the ensemble (`training.cal
 heard their validation speakers (a final fit, which nothing is left to calibrate), fixed with `--offset X`: the
 one chosen for the recipe's validated ensemble, as config `calibration.offset` does. The leak guard's
 "heard_speakers" is the union of the members' lists, and "joined_from" names each run, its seed and its offset.
-The members' test metrics describe the members, so only the parameter count is kept.
+The members' test metrics describe the members, so only the parameter count is kept; `--data` folders measure
+the ensemble's own on their test speakers (at 16 and 8 kHz), as training and `training.calibrate` do.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.common.cli import USER_ERRORS, report_error
+import torch
+
+from training.common.cli import USER_ERRORS, report_error, require_data_folders
+from training.data.speech_commands import open_split
+from training.evaluation.evaluate import evaluate_model, subset_of
 from training.fitting.calibrate import set_offset
 from training.serving.ensemble import Ensemble
-from training.serving.export import export_model, load_model
+from training.serving.export import export_model, load_model, test_metrics
 
 # What the members of one ensemble must agree on (the export keys load_model builds a member from).
 SHARED = ("model", "model_kwargs", "sample_rate", "clip_samples", "classes")
@@ -74,6 +79,15 @@ def join(paths: Sequence[Path], offset: float | None = None) -> tuple[Ensemble, 
     return ensemble, joined
 
 
+def measure_test(ensemble: Ensemble, meta: dict, roots: Sequence[Path]) -> dict:
+    """The export's test metrics of `ensemble` on the test speakers of `roots`, at the recipe's test rates."""
+    protocol = meta.get("data", {}).get("protocol", "official")
+    test = open_split(roots, subset_of(meta["classes"]), "test", meta["sample_rate"], protocol)
+    rates = (meta.get("config") or {}).get("test_rates", [16000, 8000])
+    with torch.no_grad():
+        return test_metrics(evaluate_model(ensemble, meta, test, rates))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.join", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -83,13 +97,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--offset", type=float, help="a fixed rejection offset for a final fit's members (default: none)"
     )
+    parser.add_argument("--data", type=Path, nargs="+", help="measure the ensemble's test metrics on these folders")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.data:
+            require_data_folders(args.data)
         ensemble, meta = join(args.models, args.offset)
+        if args.data:
+            meta["metrics"].update(measure_test(ensemble, meta, args.data))
         path = export_model(ensemble, meta, args.out)
     except USER_ERRORS as error:
         return report_error(error)
