@@ -8,7 +8,7 @@ noise floor, sent to the live engine (`app.streaming.LiveSession`) in 0.1 s chun
 microphone delivers them; the engine resamples to each rate and rescales Δ. Reported per rate: entries in the
 list, entries that match the spoken sequence in order (longest common subsequence), false entries (the rest),
 and the same model's clip-by-clip accuracy on the same recordings, the figure live mode should approach.
-Writes benchmarks/results/live-stream-<date>.json.
+Writes benchmarks/results/live-stream-seed<seed>-<date>.json.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     payload = {"model": str(args.model), "data": args.data.name, "split": "test", "seed": args.seed,
                "spoken": words, "excluded_clips": len(heard), "rates": results, "machine": machine()}  # fmt: skip
-    print(f"wrote {write_json('live-stream', payload)}")
+    print(f"wrote {write_json(f'live-stream-seed{args.seed}', payload)}")
     return 0
 
 
