@@ -35,8 +35,8 @@ from training.data.speech_commands import SC12_CLASSES, open_split
 from training.evaluation.evaluate import rate_report
 from training.evaluation.report import paired_comparison, with_interval
 from training.fitting.calibrate import require_unheard_validation
-from training.serving import load_model
-from training.serving.inference import dataset_logits, dt_scale_used
+from training.serving import dt_scale_used, load_model
+from training.serving.inference import dataset_logits
 
 RULE_RATES = (16000, 8000)
 
