@@ -113,9 +113,10 @@ def machine_name() -> str:
     return torch.cuda.get_device_name().split()[-1].lower() if torch.cuda.is_available() else "cpu"
 
 
-def write_json(name: str, payload: dict) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}-{time.strftime('%Y-%m-%d')}.json"
+def write_json(name: str, payload: dict, path: Path | None = None) -> Path:
+    """Write `payload` to `path` (a --json option), or when None to RESULTS/<name>-<date>.json; returns where."""
+    path = path or RESULTS / f"{name}-{time.strftime('%Y-%m-%d')}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=1) + "\n")
     return path
 

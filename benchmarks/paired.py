@@ -14,7 +14,6 @@ two models apart; the paired count can. Writes benchmarks/results/paired-<model'
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from torch.utils.data import Dataset, Subset
 from benchmarks.common import machine, write_json
 from training.common.cli import USER_ERRORS, report_error, require_data_folder
 from training.data.speech_commands import SpeechCommands
-from training.evaluation.evaluate import REJECT, heard_clips, subset_of
+from training.evaluation.evaluate import REJECT, heard_clips, rate_variants, subset_of
 from training.evaluation.report import paired_comparison
 from training.serving import load_model
 from training.serving.inference import dataset_logits
@@ -33,7 +32,7 @@ from training.serving.inference import dataset_logits
 
 def answers(model: torch.nn.Module, meta: dict, clips: Dataset, rates: Sequence[int]) -> tuple[np.ndarray, dict]:
     """Labels (n,) and {rate key: predicted class (n,)} of `model` on `clips`, Δ rescaled at each rate."""
-    labels, logits = dataset_logits(model, meta, clips, [(str(rate), rate, True) for rate in rates])
+    labels, logits = dataset_logits(model, meta, clips, rate_variants(meta, rates, no_rescale=False))
     return labels, {key: values.argmax(-1) for key, values in logits.items()}
 
 
@@ -47,13 +46,13 @@ def compare(model: Path, against: Path, data: Path, split: str, rates: Sequence[
     skip = set(heard_clips(meta, dataset)) | set(heard_clips(other_meta, dataset))
     clips = Subset(dataset, [i for i in range(len(dataset)) if i not in skip])
     (labels, mine), (_, theirs) = answers(first, meta, clips, rates), answers(other, other_meta, clips, rates)
-    commands = ~np.isin(labels, [classes.index(name) for name in REJECT if name in classes])
     keyword_spotter = all(name in classes for name in REJECT)
+    commands = ~np.isin(labels, [classes.index(name) for name in REJECT]) if keyword_spotter else None
     results = {}
     for key in mine:
         right_a, right_b = mine[key] == labels, theirs[key] == labels
         results[key] = {"all": paired_comparison(right_a, right_b)}
-        if keyword_spotter:
+        if commands is not None:
             results[key]["commands"] = paired_comparison(right_a[commands], right_b[commands])
     return {"n_excluded": len(skip), "rates": results}
 
@@ -70,8 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         require_data_folder(args.data)
-        with torch.no_grad():
-            result = compare(args.model, args.against, args.data, args.split, args.rates)
+        result = compare(args.model, args.against, args.data, args.split, args.rates)
     except USER_ERRORS as error:
         return report_error(error)
     print(f"{args.model} against {args.against}, {args.data.name} {args.split} split"
@@ -82,12 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f" first {c['only_a']}, only the other {c['only_b']}; exact McNemar p = {c['p']:.3f}")  # fmt: skip
     payload = {"model": str(args.model), "against": str(args.against), "data": args.data.resolve().name,
                "split": args.split, **result, "machine": machine()}  # fmt: skip
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    else:
-        print(f"wrote {write_json(f'paired-{args.model.parent.name}', payload)}")
+    print(f"wrote {write_json(f'paired-{args.model.parent.name}', payload, args.json)}")
     return 0
 
 

@@ -23,20 +23,19 @@ two overlapping intervals cannot. Writes benchmarks/results/recipe-score-<run fo
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.common import machine, write_json
+from benchmarks.paired import answers
 from training.common.cli import USER_ERRORS, report_error, require_data_folders
 from training.data.speech_commands import SC12_CLASSES, open_split
 from training.evaluation.evaluate import rate_report
 from training.evaluation.report import paired_comparison, with_interval
 from training.fitting.calibrate import require_unheard_validation
 from training.serving import dt_scale_used, load_model
-from training.serving.inference import dataset_logits
 
 RULE_RATES = (16000, 8000)
 
@@ -61,8 +60,7 @@ def validation_answers(model_path: Path, roots: Sequence[Path]) -> tuple[np.ndar
         raise ValueError(f"{model_path}: the rule scores 12-class models ({', '.join(SC12_CLASSES)})")
     protocol = meta.get("data", {}).get("protocol", "official")
     validation = open_split(roots, "sc12", "validation", meta["sample_rate"], protocol)
-    labels, logits = dataset_logits(model, meta, validation, [(str(rate), rate, True) for rate in RULE_RATES])
-    return labels, {key: values.argmax(-1) for key, values in logits.items()}, meta
+    return (*answers(model, meta, validation, RULE_RATES), meta)
 
 
 def validation_results(labels: np.ndarray, predicted: dict[str, np.ndarray], meta: dict, roots: Sequence[Path]) -> dict:
@@ -134,12 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                **score, "rates": rates, "machine": machine()}  # fmt: skip
     if paired:
         payload["against"] = {"model": str(args.against), "rates": paired}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(payload, indent=1) + "\n")
-        print(f"wrote {args.json}")
-    else:
-        print(f"wrote {write_json(f'recipe-score-{args.model.parent.name}', payload)}")
+    print(f"wrote {write_json(f'recipe-score-{args.model.parent.name}', payload, args.json)}")
     return 0
 
 
