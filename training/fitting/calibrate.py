@@ -154,6 +154,13 @@ def _change(before: dict, after: dict) -> str:
     )
 
 
+def measure_test(model: nn.Module, meta: dict, roots: Sequence[Path], rates: Sequence[int]) -> dict[str, float]:
+    """The export's test metrics (`test_metrics`) of `model` on the test speakers of every folder in `roots`."""
+    protocol = meta.get("data", {}).get("protocol", "official")
+    test = open_split(roots, subset_of(meta["classes"]), "test", meta["sample_rate"], protocol)
+    return test_metrics(evaluate_model(model, meta, test, rates))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.calibrate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -180,9 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta["calibration"] = calibrate(model, meta, validation, args.rates, args.min_non_commands_rejected)
         if isinstance(meta.get("config"), dict):  # the recipe that gives this model now includes the calibration
             meta["config"]["calibration"] = {"min_non_commands_rejected": args.min_non_commands_rejected}
-        test = open_split(args.data, subset, "test", meta["sample_rate"], protocol)
         # The export's test metrics were measured before the offset: measure them again, as training does.
-        meta.setdefault("metrics", {}).update(test_metrics(evaluate_model(model, meta, test, args.rates)))
+        meta.setdefault("metrics", {}).update(measure_test(model, meta, args.data, args.rates))
         path = export_model(model, meta, args.out or args.model.with_suffix(".safetensors"))
     except USER_ERRORS as error:
         return report_error(error)

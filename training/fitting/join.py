@@ -23,14 +23,10 @@ import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
-import torch
-
 from training.common.cli import USER_ERRORS, report_error, require_data_folders
-from training.data.speech_commands import open_split
-from training.evaluation.evaluate import evaluate_model, subset_of
-from training.fitting.calibrate import set_offset
+from training.fitting.calibrate import measure_test, set_offset
 from training.serving.ensemble import Ensemble
-from training.serving.export import export_model, load_model, test_metrics
+from training.serving.export import export_model, load_model
 
 # What the members of one ensemble must agree on (the export keys load_model builds a member from).
 SHARED = ("model", "model_kwargs", "sample_rate", "clip_samples", "classes")
@@ -79,15 +75,6 @@ def join(paths: Sequence[Path], offset: float | None = None) -> tuple[Ensemble, 
     return ensemble, joined
 
 
-def measure_test(ensemble: Ensemble, meta: dict, roots: Sequence[Path]) -> dict:
-    """The export's test metrics of `ensemble` on the test speakers of `roots`, at the recipe's test rates."""
-    protocol = meta.get("data", {}).get("protocol", "official")
-    test = open_split(roots, subset_of(meta["classes"]), "test", meta["sample_rate"], protocol)
-    rates = (meta.get("config") or {}).get("test_rates", [16000, 8000])
-    with torch.no_grad():
-        return test_metrics(evaluate_model(ensemble, meta, test, rates))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.join", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -108,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             require_data_folders(args.data)
         ensemble, meta = join(args.models, args.offset)
         if args.data:
-            meta["metrics"].update(measure_test(ensemble, meta, args.data))
+            rates = (meta.get("config") or {}).get("test_rates", [16000, 8000])  # the recipe's, as training uses
+            meta["metrics"].update(measure_test(ensemble, meta, args.data, rates))
         path = export_model(ensemble, meta, args.out)
     except USER_ERRORS as error:
         return report_error(error)
